@@ -1,0 +1,51 @@
+# salbench: `make reproduce` and `make test` are the whole set-up. `make help` lists all targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= quick
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED := 0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup reproduce test test-unit test-notebooks bench lab clean-cache clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+check-python:
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else "salbench needs Python 3.11, but $(PYTHON) is Python %d.%d. Install 3.11 and run: make PYTHON=/path/to/python3.11 ..." % v)'
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	@$(MAKE) --no-print-directory check-python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e ".[test]"
+	@touch $@
+
+setup: $(STAMP)  ## create .venv and install the pinned stack
+
+reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run)
+	$(BIN)/python -m salbench reproduce --profile $(PROFILE)
+
+test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke defaults
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory test-notebooks
+
+test-unit: $(STAMP)  ## unit and reference tests only
+	$(BIN)/python -m pytest -q tests
+
+test-notebooks: $(STAMP)  ## nbval (lax) on the committed notebooks' smoke defaults
+	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
+bench: $(STAMP)  ## timing and memory benchmarks (not tests)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks
+
+clean-cache:  ## delete cached data, models and maps (build/cache)
+	rm -rf build/cache
+
+clean:  ## delete build/ and .venv
+	rm -rf build $(VENV)

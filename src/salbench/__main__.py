@@ -1,0 +1,5 @@
+import sys
+
+from salbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""Command line: ``python -m salbench reproduce ...`` and ``python -m salbench data ...``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+from salbench import paths
+from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, load_profile
+
+
+def notebooks() -> list[Path]:
+    return sorted((paths.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _parse_param(text: str):
+    if "=" not in text:
+        raise SystemExit(f"-p {text!r}: expected NAME=VALUE")
+    name, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return name.strip(), value
+
+
+def select_notebooks(only: list[str] | None) -> list[Path]:
+    found = notebooks()
+    if not only:
+        return found
+    chosen = []
+    names = [p.stem for p in found]
+    for want in only:
+        match = [p for p in found if p.stem == want or p.stem.startswith(want + "_") or p.stem[:2] == want]
+        if not match:
+            raise SystemExit(f"--only {want!r}: no such notebook; valid: {names}")
+        chosen += [m for m in match if m not in chosen]
+    return sorted(chosen)
+
+
+def reproduce(profile: str, only: list[str] | None = None, params: dict | None = None, progress: bool = True) -> list[Path]:
+    """Run the notebooks in order with papermill; return the executed copies."""
+    import papermill as pm
+
+    load_profile(profile)  # fail early on a bad profile
+    params = dict(params or {})
+    selected = select_notebooks(only)
+    out_dir = paths.build_dir() / "notebooks"
+    log_dir = paths.build_dir() / "logs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # Check every notebook's parameters before running any of them.
+    for nb in selected:
+        declared = pm.inspect_notebook(str(nb))
+        if "profile" not in declared:
+            raise SystemExit(f"{nb.name}: its parameters cell does not declare 'profile'")
+    unknown = {k for k in params if not any(k in pm.inspect_notebook(str(nb)) for nb in selected)}
+    if unknown:
+        raise SystemExit(f"parameter(s) {sorted(unknown)} are not declared by any of {[n.stem for n in selected]}")
+    executed = []
+    for i, nb in enumerate(selected, 1):
+        declared = pm.inspect_notebook(str(nb))
+        nb_params = {"profile": profile, **{k: v for k, v in params.items() if k in declared}}
+        out = out_dir / f"{nb.stem}__{profile}.ipynb"
+        tmp = out.with_name(f".{out.stem}.running.ipynb")
+        log = log_dir / f"{nb.stem}__{profile}.log"
+        print(f"[{i}/{len(selected)}] {nb.name} (profile={profile}) -> {out.relative_to(paths.repo_root())}", flush=True)
+        start = time.time()
+        with open(log, "w") as fh:
+            pm.execute_notebook(
+                str(nb), str(tmp), parameters=nb_params, progress_bar=progress,
+                stdout_file=fh, stderr_file=fh, cwd=str(nb.parent), kernel_name="python3",
+            )
+        tmp.replace(out)  # only a notebook that ran to the end gets the final name
+        print(f"    done in {time.time() - start:.0f} s; log: {log.relative_to(paths.repo_root())}", flush=True)
+        executed.append(out)
+    return executed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="salbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="run the notebooks in order with papermill")
+    rep.add_argument("--profile", choices=PROFILES, default="quick")
+    rep.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 01_data or 01")
+    rep.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a notebook parameter (must be declared by a selected notebook)")
+    rep.add_argument("--no-progress", action="store_true")
+
+    data = sub.add_parser("data", help="generate or export the synthetic data set")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    gen = dsub.add_parser("generate", help="generate (or find in the cache) the profile's data set")
+    gen.add_argument("--profile", choices=PROFILES, required=True)
+    exp = dsub.add_parser("export", help="write x, y, gt, mask of a split to .npz")
+    exp.add_argument("--profile", choices=PROFILES, required=True)
+    exp.add_argument("--background", choices=BACKGROUNDS, required=True)
+    exp.add_argument("--split", choices=SPLITS, required=True)
+    exp.add_argument("--start", type=int, default=0)
+    exp.add_argument("--count", type=int, default=None)
+    exp.add_argument("--out", type=Path, required=True)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "reproduce":
+            params = dict(_parse_param(p) for p in args.param)
+            reproduce(args.profile, args.only, params, progress=not args.no_progress)
+        elif args.data_command == "generate":
+            from salbench.data import store
+
+            print(store.ensure_dataset(load_profile(args.profile)))
+        else:
+            from salbench.data import store
+
+            out = store.export_npz(load_profile(args.profile), args.background, args.split, args.out, args.start, args.count)
+            print(out)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,211 @@
+"""The on-disk data set: one HDF5 file per split inside a cache entry keyed by the
+hash of (seed, data config), generated once in chunks by worker processes and
+renamed into place only when complete.
+
+Datasets in ``<split>.h5``: ``x_perlin``, ``x_mri`` (float32, N x H x W x 1),
+``y`` (int8), ``gt`` and ``mask`` (bool, N x H x W), ``corners`` (int, N x L x 2).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from salbench import cache, config
+from salbench.config import BACKGROUNDS, SPLITS, DataConfig, Profile, check_choice
+from salbench.data import generator
+
+STAGE = "data"
+# Images per HDF5 chunk of x: a training batch block reads whole chunks.
+H5_CHUNK = 32
+# Below this many images, starting worker processes costs more than it saves.
+PARALLEL_MIN_IMAGES = 4096
+
+
+def data_key(seed: int, cfg: DataConfig) -> str:
+    # chunk_size changes how the data are written, not what they are.
+    values = config.as_dict(cfg)
+    values.pop("chunk_size")
+    return config.config_hash({"seed": seed}, values)
+
+
+def _generate_chunk(args):
+    cfg, seed, split, start, stop = args
+    return start, generator.generate(cfg, seed, split, np.arange(start, stop))
+
+
+def _write_split(path: Path, cfg: DataConfig, seed: int, split: str, workers: int, progress: bool) -> None:
+    n = cfg.split_size(split)
+    h, w = cfg.image_shape
+    chunk = cfg.chunk_size
+    jobs = [(cfg, seed, split, s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    with h5py.File(path, "w") as f:
+        xs = {
+            bg: f.create_dataset(f"x_{bg}", (n, h, w, 1), np.float32, chunks=(min(H5_CHUNK, n), h, w, 1))
+            for bg in BACKGROUNDS
+        }
+        ys = f.create_dataset("y", (n,), np.int8)
+        gts = f.create_dataset("gt", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf")
+        masks = f.create_dataset("mask", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf")
+        corners = f.create_dataset("corners", (n, cfg.n_lesions, 2), np.int16)
+        bar = tqdm(total=n, desc=f"data {split}", unit="img", disable=not progress)
+
+        def write(start, s):
+            stop = start + s.y.size
+            for bg in BACKGROUNDS:
+                xs[bg][start:stop] = s.x[bg][..., None]
+            ys[start:stop] = s.y
+            gts[start:stop] = s.gt
+            masks[start:stop] = s.mask
+            corners[start:stop] = s.corners
+            bar.update(s.y.size)
+
+        if workers > 1 and n >= PARALLEL_MIN_IMAGES:
+            # spawn: never fork a process that may hold TensorFlow threads.
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for start, s in pool.imap(_generate_chunk, jobs):
+                    write(start, s)
+        else:
+            for job in jobs:
+                write(*_generate_chunk(job))
+        bar.close()
+        f.attrs["split"] = split
+        f.attrs["seed"] = seed
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def ensure_dataset(profile: Profile, workers: int | None = None, progress: bool = True) -> Path:
+    """The cache folder holding the profile's data set, generating it if needed."""
+    cfg, seed = profile.data, profile.seed
+    workers = default_workers() if workers is None else workers
+
+    def build(tmp: Path):
+        for split in SPLITS:
+            _write_split(tmp / f"{split}.h5", cfg, seed, split, workers, progress)
+        return {"data_config": config.as_dict(cfg), "seed": seed}
+
+    return cache.cached(STAGE, data_key(seed, cfg), build)
+
+
+class SplitReader:
+    """Read access to one split; arrays are read from disk on demand."""
+
+    def __init__(self, folder: Path, split: str):
+        check_choice("split", split, SPLITS)
+        self.path = Path(folder) / f"{split}.h5"
+        self.split = split
+        self._file = h5py.File(self.path, "r")
+        self.n = self._file["y"].shape[0]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _rows(self, name: str, index):
+        return self._file[name][index]
+
+    def x(self, background: str, index=slice(None)) -> np.ndarray:
+        check_choice("background", background, BACKGROUNDS)
+        return self._rows(f"x_{background}", index)
+
+    def y(self, index=slice(None)) -> np.ndarray:
+        return self._rows("y", index).astype(np.int64)
+
+    def gt(self, index=slice(None)) -> np.ndarray:
+        return self._rows("gt", index)
+
+    def mask(self, index=slice(None)) -> np.ndarray:
+        return self._rows("mask", index)
+
+    def corners(self, index=slice(None)) -> np.ndarray:
+        return self._rows("corners", index).astype(np.int64)
+
+    def iter_batches(self, background: str, batch_size: int, rng: np.random.Generator | None = None,
+                     n: int | None = None, block_size: int = 2048):
+        """Yield (x, y_onehot) batches over the first `n` images.
+
+        Shuffled (if `rng`) without loading the split: block order is permuted and
+        images are permuted inside each block, reading contiguous blocks of at most
+        `block_size` images. When n <= block_size this is an exact full shuffle.
+        """
+        n = self.n if n is None else n
+        starts = np.arange(0, n, block_size)
+        if rng is not None:
+            starts = rng.permutation(starts)
+        carry_x = carry_y = None
+        for s in starts:
+            stop = min(s + block_size, n)
+            bx, by = self.x(background, slice(s, stop)), self.y(slice(s, stop))
+            if rng is not None:
+                order = rng.permutation(stop - s)
+                bx, by = bx[order], by[order]
+            if carry_x is not None:
+                bx, by = np.concatenate([carry_x, bx]), np.concatenate([carry_y, by])
+            full = (len(by) // batch_size) * batch_size
+            for i in range(0, full, batch_size):
+                yield bx[i : i + batch_size], np.eye(2, dtype=np.float32)[by[i : i + batch_size]]
+            carry_x, carry_y = bx[full:], by[full:]
+        if carry_x is not None and len(carry_y):
+            yield carry_x, np.eye(2, dtype=np.float32)[carry_y]
+
+
+def open_split(profile: Profile, split: str) -> SplitReader:
+    return SplitReader(ensure_dataset(profile), split)
+
+
+def export_npz(profile: Profile, background: str, split: str, out: Path, start: int = 0, count: int | None = None) -> Path:
+    """Write x, y, gt, mask of a range of a split to a compressed .npz (atomically)."""
+    check_choice("background", background, BACKGROUNDS)
+    with open_split(profile, split) as r:
+        count = r.n - start if count is None else count
+        if start < 0 or count < 1 or start + count > r.n:
+            raise ValueError(f"--start {start} --count {count}: the {split} split has {r.n} images (0..{r.n - 1})")
+        sl = slice(start, start + count)
+        arrays = {"x": r.x(background, sl), "y": r.y(sl), "gt": r.gt(sl), "mask": r.mask(sl)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, out)
+    return out
+
+
+def summarize(folder: Path) -> "pd.DataFrame":
+    """Per split and background: counts, class balance, value ranges, lesion and mask sizes."""
+    import pandas as pd
+
+    rows = []
+    for split in SPLITS:
+        with SplitReader(folder, split) as r:
+            y = r.y()
+            n_check = min(r.n, 256)  # value statistics from the first images only: cheap at paper size
+            gt = r.gt(slice(0, n_check))
+            mask = r.mask(slice(0, n_check))
+            ys = y[:n_check]
+            for bg in BACKGROUNDS:
+                x = r.x(bg, slice(0, n_check))
+                rows.append({
+                    "split": split, "background": bg, "n": r.n,
+                    "class2_fraction": float(y.mean()),
+                    "x_min": float(x.min()), "x_max": float(x.max()),
+                    "lesion_px_class2": float(gt[ys == 1].sum(axis=(1, 2)).mean()) if (ys == 1).any() else 0.0,
+                    "lesion_px_class1": float(gt[ys == 0].sum(axis=(1, 2)).mean()) if (ys == 0).any() else 0.0,
+                    "brain_fraction": float(mask.mean()),
+                })
+    return pd.DataFrame(rows)

@@ -1,0 +1,46 @@
+"""One function per figure: arrays / DataFrames in, a matplotlib Figure out."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+GT_COLOR = "#e41a1c"
+
+
+def data_examples(x: dict[str, np.ndarray], gt: np.ndarray, y: np.ndarray):
+    """Rows: one image per class for each background; lesions contoured in red.
+
+    x: background -> (N, H, W); the same indices in every background share lesions.
+    """
+    backgrounds = list(x)
+    n = len(y)
+    fig, axes = plt.subplots(len(backgrounds), n, figsize=(2.2 * n, 1.8 * len(backgrounds)), squeeze=False)
+    for i, bg in enumerate(backgrounds):
+        for j in range(n):
+            ax = axes[i, j]
+            ax.imshow(x[bg][j], cmap="gray", vmin=0, vmax=1)
+            if gt[j].any():
+                ax.contour(gt[j], levels=[0.5], colors=GT_COLOR, linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{bg}, class {y[j] + 1}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lesion_profile(x: dict[str, np.ndarray], lesion_map: np.ndarray, row: int, cols: slice, intensity: float):
+    """Intensity along one image row through a lesion centre, per background, with the lesion map."""
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    px = np.arange(cols.start, cols.stop)
+    for bg, img in x.items():
+        ax.plot(px, img[row, cols], label=f"{bg} image")
+    ax.plot(px, lesion_map[row, cols], "k--", label=f"lesion map (1 - {intensity:g} w)")
+    ax.set_xlabel("column (px)")
+    ax.set_ylabel("intensity")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="lower left")
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,86 @@
+"""The on-disk data set: contents equal the generator, atomic cache, streaming reader, export."""
+
+import numpy as np
+import pytest
+
+from salbench.config import load_profile
+from salbench.data import generator, store
+
+OVERRIDES = dict(data__n_train=48, data__n_val=8, data__n_holdout=16, data__chunk_size=20)
+
+
+@pytest.fixture
+def profile():
+    return load_profile("smoke", **OVERRIDES)
+
+
+def test_store_equals_generator(tmp_cache, profile):
+    folder = store.ensure_dataset(profile, progress=False)
+    direct = generator.generate(profile.data, profile.seed, "train", np.arange(48))
+    with store.SplitReader(folder, "train") as r:
+        assert len(r) == 48
+        for bg in ("perlin", "mri"):
+            x = r.x(bg)
+            assert x.shape == (48, 140, 192, 1) and x.dtype == np.float32
+            assert x[..., 0].tobytes() == direct.x[bg].tobytes()
+        assert np.array_equal(r.y(), direct.y)
+        assert np.array_equal(r.gt(), direct.gt)
+        assert np.array_equal(r.mask(), direct.mask)
+
+
+def test_parallel_writer_is_byte_identical(tmp_cache, profile, monkeypatch, tmp_path):
+    folder = store.ensure_dataset(profile, workers=1, progress=False)
+    one = store.SplitReader(folder, "train").x("mri")
+    monkeypatch.setattr(store, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setenv("SALBENCH_CACHE", str(tmp_path / "other"))
+    folder2 = store.ensure_dataset(profile, workers=2, progress=False)
+    assert folder2 != folder
+    assert store.SplitReader(folder2, "train").x("mri").tobytes() == one.tobytes()
+
+
+def test_interrupted_generation_leaves_no_valid_entry(tmp_cache, profile, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "_write_split", boom)
+    with pytest.raises(RuntimeError):
+        store.ensure_dataset(profile, progress=False)
+    monkeypatch.undo()
+    monkeypatch.setenv("SALBENCH_CACHE", str(tmp_cache))
+    assert not list(tmp_cache.glob("data/*/meta.json"))
+    assert not list(tmp_cache.glob("data/*.tmp-*"))
+
+
+def test_key_ignores_chunking_only(profile):
+    a = store.data_key(profile.seed, profile.data)
+    b = store.data_key(profile.seed, load_profile("smoke", **{**OVERRIDES, "data__chunk_size": 7}).data)
+    c = store.data_key(profile.seed + 1, profile.data)
+    assert a == b != c
+
+
+def test_batches_cover_every_image_once(tmp_cache, profile):
+    folder = store.ensure_dataset(profile, progress=False)
+    with store.SplitReader(folder, "train") as r:
+        all_x = r.x("perlin")[..., 0]
+        seen = []
+        for x, y in r.iter_batches("perlin", 7, rng=np.random.default_rng(0), block_size=16):
+            assert x.shape[1:] == (140, 192, 1) and y.shape[1] == 2
+            for img in x[..., 0]:
+                seen.append(int(np.flatnonzero((all_x == img).all(axis=(1, 2)))[0]))
+        assert sorted(seen) == list(range(48))
+        assert seen != list(range(48))  # shuffled
+        plain = [y.argmax(1) for _, y in r.iter_batches("perlin", 10)]
+        assert np.array_equal(np.concatenate(plain), r.y())
+
+
+def test_export_npz(tmp_cache, profile, tmp_path):
+    out = store.export_npz(profile, "mri", "holdout", tmp_path / "h.npz", start=4, count=6)
+    with np.load(out) as z:
+        assert z["x"].shape == (6, 140, 192, 1) and z["x"].dtype == np.float32
+        assert z["y"].tolist() == [0, 1, 0, 1, 0, 1]
+        assert z["gt"].shape == (6, 140, 192) and z["gt"].dtype == bool
+        assert z["mask"].shape == (6, 140, 192)
+        ref = generator.generate(profile.data, profile.seed, "holdout", range(4, 10))
+        assert np.array_equal(z["x"][..., 0], ref.x["mri"])
+    with pytest.raises(ValueError, match="has 16 images"):
+        store.export_npz(profile, "mri", "holdout", tmp_path / "bad.npz", start=10, count=10)
