@@ -1,0 +1,349 @@
+"""Training protocol (Budding et al., "Networks & training"), model cache and loading.
+
+A trained model is a cache entry ``models/<key>`` holding ``weights.h5`` (float32
+weights only), ``history.csv``, and ``meta.json`` with the architecture, configs,
+seed, holdout metrics, provenance and the SHA-256 of the weights file. Loading
+rebuilds the architecture under the float32 policy and loads the weights, so a
+model trained in eager mode (and possibly bf16 compute) loads identically in a
+process with eager execution disabled (as iNNvestigate needs). A weights file whose
+checksum does not match is rejected with `CorruptModelError`; `train_or_load`
+then deletes the entry and retrains.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from salbench import cache, config, seeding
+from salbench.config import BACKGROUNDS, Profile, TrainConfig, UNetConfig, check_choice, load_profile  # noqa: F401
+from salbench.data import store
+
+STAGE = "models"
+WEIGHTS = "weights.h5"
+PREDICT_BATCH = 64
+
+
+class CorruptModelError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What identifies one trained model."""
+
+    role: str  # "classifier" | "second" | "unet"
+    background: str
+    run: int
+    seed: int
+    train: TrainConfig
+    data_key: str
+
+    @property
+    def key(self) -> str:
+        return config.config_hash(
+            {"role": self.role, "background": self.background, "run": self.run, "seed": self.seed,
+             "data_key": self.data_key},
+            self.train,
+        )
+
+
+def spec_for(profile: Profile, role: str, background: str, run: int) -> ModelSpec:
+    check_choice("role", role, ("classifier", "second", "unet"))
+    check_choice("background", background, BACKGROUNDS)
+    train = getattr(profile, role)
+    if not 0 <= run < train.runs:
+        raise ValueError(f"run={run}: {role} has runs 0..{train.runs - 1} in profile {profile.name!r}")
+    seed = seeding.stage_int_seed(profile.seed, f"train/{role}/{background}", run)
+    return ModelSpec(role, background, run, seed, train, store.data_key(profile.seed, profile.data))
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_model(train: TrainConfig, input_shape):
+    from salbench.models import architectures
+
+    if isinstance(train, UNetConfig):
+        return architectures.build("unet", input_shape, base_filters=train.base_filters, depth=train.depth)
+    return architectures.build(train.architecture, input_shape)
+
+
+def _optimizer(train: TrainConfig):
+    import tensorflow as tf
+
+    # Legacy optimizers work in both eager and graph mode (iNNvestigate processes).
+    opt = tf.keras.optimizers.legacy
+    if train.optimizer == "sgd":
+        return opt.SGD(learning_rate=train.learning_rate, momentum=train.momentum)
+    return opt.Adam(learning_rate=train.learning_rate)
+
+
+def _set_precision(precision: str) -> None:
+    from tensorflow import keras
+
+    keras.mixed_precision.set_global_policy(precision)
+
+
+# ----------------------------------------------------------------------- callbacks
+
+
+def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
+    from tensorflow import keras
+    from tqdm import tqdm
+
+    class LossThreshold(keras.callbacks.Callback):
+        """Stop when the training loss falls below `loss_stop` (Budding et al.: 0.05)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if train.loss_stop > 0 and logs and logs.get("loss", np.inf) < train.loss_stop:
+                self.model.stop_training = True
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.bar = tqdm(total=steps, desc=f"{desc} epoch {epoch + 1}/{train.max_epochs}", unit="batch",
+                            disable=not progress, leave=False)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.close()
+            if progress and logs:
+                print(f"{desc} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
+
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, min_delta=train.min_delta)
+    return [early, LossThreshold(), Progress()]
+
+
+# ------------------------------------------------------------------------ datasets
+
+
+def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str):
+    """tf.data over the on-disk split; `seed` None means no shuffling."""
+    import tensorflow as tf
+
+    h, w = reader.x(background, slice(0, 1)).shape[1:3]
+    rng = np.random.default_rng(seed) if seed is not None else None
+
+    def gen():
+        if target == "class":
+            yield from reader.iter_batches(background, batch_size, rng=rng, n=n)
+        else:  # segmentation target: the ground truth mask
+            for x, idx in _segmentation_batches(reader, background, batch_size, rng, n):
+                yield x, idx
+
+    y_spec = (tf.TensorSpec((None, 2), tf.float32) if target == "class"
+              else tf.TensorSpec((None, h, w, 1), tf.float32))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=(tf.TensorSpec((None, h, w, 1), tf.float32), y_spec))
+    return ds.prefetch(2)
+
+
+def _segmentation_batches(reader, background, batch_size, rng, n, block_size=2048):
+    starts = np.arange(0, n, block_size)
+    if rng is not None:
+        starts = rng.permutation(starts)
+    for s in starts:
+        stop = min(s + block_size, n)
+        x = reader.x(background, slice(s, stop))
+        gt = reader.gt(slice(s, stop)).astype(np.float32)[..., None]
+        order = rng.permutation(stop - s) if rng is not None else np.arange(stop - s)
+        for i in range(0, len(order), batch_size):
+            sel = order[i : i + batch_size]
+            yield x[sel], gt[sel]
+
+
+def _dice_bce_loss():
+    import tensorflow as tf
+
+    bce = tf.keras.losses.BinaryCrossentropy()
+
+    def loss(y_true, y_pred):
+        y_pred = tf.cast(y_pred, tf.float32)
+        inter = tf.reduce_sum(y_true * y_pred)
+        dice = 1.0 - (2.0 * inter + 1.0) / (tf.reduce_sum(y_true) + tf.reduce_sum(y_pred) + 1.0)
+        return bce(y_true, y_pred) + dice
+
+    return loss
+
+
+# ------------------------------------------------------------------------ evaluate
+
+
+def predict(model, reader: store.SplitReader, background: str, n: int | None = None, batch_size: int = PREDICT_BATCH):
+    n = len(reader) if n is None else n
+    out = [model.predict(reader.x(background, slice(s, min(s + batch_size, n))), verbose=0)
+           for s in range(0, n, batch_size)]
+    return np.concatenate(out)
+
+
+def evaluate_holdout(model, spec: ModelSpec, holdout: store.SplitReader) -> dict:
+    y = holdout.y()
+    p = predict(model, holdout, spec.background)
+    if spec.role == "unet":
+        gt = holdout.gt()
+        seg = p[..., 0] > 0.5
+        inter = (seg & gt).sum()
+        dice = float(2 * inter / max(seg.sum() + gt.sum(), 1))
+        detect = seg.reshape(len(y), -1).any(axis=1).astype(int)
+        return {"holdout_accuracy": float((detect == y).mean()), "holdout_dice": dice}
+    return {"holdout_accuracy": float((p.argmax(1) == y).mean()), "holdout_dice": float("nan")}
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True) -> dict:
+    """Train one model into folder `out`; return metadata (history, holdout metrics)."""
+    import tensorflow as tf
+
+    t = spec.train
+    seeding.set_global_determinism(spec.seed)
+    _set_precision(t.precision)
+    try:
+        with store.SplitReader(folder_data, "train") as tr, store.SplitReader(folder_data, "val") as va:
+            n_train = t.n_train_images or len(tr)
+            n_val = t.n_val_images or len(va)
+            input_shape = tr.x(spec.background, slice(0, 1)).shape[1:]
+            model = build_model(t, input_shape)
+            target = "seg" if spec.role == "unet" else "class"
+            if target == "class":
+                model.compile(_optimizer(t), "categorical_crossentropy", metrics=["accuracy"])
+            else:
+                model.compile(_optimizer(t), _dice_bce_loss())
+            train_ds = _dataset(tr, spec.background, t.batch_size, n_train, spec.seed, target)
+            val_ds = _dataset(va, spec.background, t.val_batch_size, n_val, None, target)
+            steps = int(np.ceil(n_train / t.batch_size))
+            desc = f"{spec.role}/{t.architecture}/{spec.background}/run{spec.run}"
+            start = time.time()
+            hist = model.fit(train_ds, validation_data=val_ds, epochs=t.max_epochs,
+                             callbacks=_callbacks(t, steps, desc, progress), verbose=0)
+            seconds = time.time() - start
+    finally:
+        _set_precision("float32")
+    weights = out / WEIGHTS
+    model.save_weights(str(weights))
+    history = hist.history
+    epochs = len(next(iter(history.values())))
+    with open(out / "history.csv", "w", newline="") as f:
+        wr = csv.writer(f)
+        keys = sorted(history)
+        wr.writerow(["epoch", *keys])
+        for e in range(epochs):
+            wr.writerow([e + 1, *(f"{history[k][e]:.6g}" for k in keys)])
+    # Evaluate the saved float32 weights, exactly what later stages load.
+    tf.keras.backend.clear_session()
+    model = load_weights_into(spec.train, input_shape, weights)
+    with store.SplitReader(folder_data, "holdout") as ho:
+        metrics = evaluate_holdout(model, spec, ho)
+    return {
+        "role": spec.role, "background": spec.background, "run": spec.run, "seed": spec.seed,
+        "architecture": t.architecture, "train_config": config.as_dict(t), "data_key": spec.data_key,
+        "input_shape": list(input_shape), "epochs": epochs, "train_seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
+        "weights_sha256": _sha256(weights), **metrics,
+    }
+
+
+def load_weights_into(train: TrainConfig, input_shape, weights: Path):
+    model = build_model(train, tuple(input_shape))
+    model.load_weights(str(weights))
+    return model
+
+
+@dataclass
+class TrainedModel:
+    spec: ModelSpec
+    folder: Path
+    meta: dict
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def history(self):
+        import pandas as pd
+
+        return pd.read_csv(self.folder / "history.csv")
+
+    def load(self):
+        """The model with float32 weights, built in the current execution mode."""
+        weights = self.folder / WEIGHTS
+        if not weights.is_file() or _sha256(weights) != self.meta.get("weights_sha256"):
+            raise CorruptModelError(
+                f"{weights}: missing or checksum mismatch (expected {self.meta.get('weights_sha256')}); "
+                "delete the entry or call train_or_load to retrain"
+            )
+        try:
+            return load_weights_into(self.spec.train, self.meta["input_shape"], weights)
+        except (OSError, ValueError, KeyError) as err:
+            raise CorruptModelError(f"{weights}: cannot be loaded ({err})") from err
+
+
+def train_or_load(profile: Profile, role: str, background: str, run: int, progress: bool = True) -> TrainedModel:
+    """The cached model for (profile, role, background, run), training it if needed.
+    A corrupted cached model is deleted and retrained, never used."""
+    spec = spec_for(profile, role, background, run)
+    folder_data = store.ensure_dataset(profile, progress=progress)
+    entry = cache.entry_dir(STAGE, spec.key)
+    if cache.is_complete(entry):
+        trained = TrainedModel(spec, entry, cache.read_meta(entry))
+        try:
+            weights = entry / WEIGHTS
+            if _sha256(weights) == trained.meta.get("weights_sha256"):
+                return trained
+        except OSError:
+            pass
+        cache.invalidate(entry)  # corrupted: fall through and retrain
+    folder = cache.cached(STAGE, spec.key, lambda tmp: train(spec, folder_data, tmp, progress))
+    return TrainedModel(spec, folder, cache.read_meta(folder))
+
+
+def train_all(profile: Profile, progress: bool = True) -> list[TrainedModel]:
+    """Every model of the profile: classifier runs and second architecture per
+    background, and one U-Net per background."""
+    models = []
+    for background in BACKGROUNDS:
+        for role in ("classifier", "second", "unet"):
+            for run in range(getattr(profile, role).runs):
+                models.append(train_or_load(profile, role, background, run, progress))
+    return models
+
+
+def accuracy_table(models: list[TrainedModel]):
+    """One row per model; `selected` marks the best holdout run per (background, role)
+    (Budding et al.: the best of three runs is analysed)."""
+    import pandas as pd
+
+    rows = [{
+        "background": m.spec.background, "architecture": m.meta["architecture"], "role": m.spec.role,
+        "run": m.spec.run, "seed": m.spec.seed, "epochs": m.meta["epochs"],
+        "holdout_accuracy": m.meta["holdout_accuracy"], "holdout_dice": m.meta["holdout_dice"],
+        "seconds_per_epoch": m.meta["seconds_per_epoch"], "key": m.key,
+    } for m in models]
+    df = pd.DataFrame(rows)
+    best = df.groupby(["background", "role"])["holdout_accuracy"].transform("max")
+    first_best = df.assign(is_best=df.holdout_accuracy == best).groupby(["background", "role"])["is_best"].cumsum()
+    df["selected"] = (df.holdout_accuracy == best) & (first_best == 1)
+    return df
+
+
+def selected(models: list[TrainedModel], background: str, role: str = "classifier") -> TrainedModel:
+    table = accuracy_table(models)
+    key = table[(table.background == background) & (table.role == role) & table.selected]["key"].iloc[0]
+    return next(m for m in models if m.key == key)

@@ -1,0 +1,153 @@
+"""Architectures, training rules, determinism, save/load across processes and modes."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from salbench.config import load_profile
+from salbench.models import architectures, training
+
+# Budding et al.'s VGG-like net at 140 x 192: 4,317,794 weights ("about 4.3 million").
+VGG_PARAMS = 4_317_794
+SMOKE = dict(data__n_train=32, data__n_val=8, data__n_holdout=8, classifier__batch_size=16, classifier__max_epochs=1)
+
+
+def test_vgg_shape_and_parameters():
+    m = architectures.build("vgg")
+    assert m.count_params() == VGG_PARAMS
+    assert m.output_shape == (None, 2)
+    convs = [l for l in m.layers if isinstance(l, tf.keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128, 256, 256]
+    assert all(c.kernel_size == (3, 3) and c.activation.__name__ == "relu" for c in convs)
+    assert sum(isinstance(l, tf.keras.layers.MaxPooling2D) for l in m.layers) == 4
+    assert m.get_layer("fc1").units == 128 and m.get_layer("predictions").activation.__name__ == "softmax"
+    assert m.get_layer("fc1").kernel_initializer.__class__.__name__ == "HeNormal"
+
+
+def test_densenet_and_unet_shapes():
+    assert architectures.build("densenet_small").output_shape == (None, 2)
+    unet = architectures.build("unet", base_filters=4, depth=3)
+    assert unet.output_shape == (None, 140, 192, 1)
+
+
+def test_unknown_architecture_and_bad_input():
+    with pytest.raises(architectures.ArchitectureError, match="unknown architecture 'resnet'"):
+        architectures.build("resnet")
+    with pytest.raises(architectures.ArchitectureError, match="input_shape=\\(140, 192, 3\\)"):
+        architectures.build("vgg", (140, 192, 3))
+    m = architectures.build("vgg")
+    with pytest.raises(architectures.ArchitectureError, match="does not fit model input"):
+        architectures.check_input(m, np.zeros((2, 128, 128, 1), np.float32))
+
+
+def test_reinitialize_changes_only_named_layers():
+    m = architectures.build("vgg")
+    before = {l.name: [w.copy() for w in l.get_weights()] for l in m.layers}
+    architectures.reinitialize(m, ["fc1"], seed=3)
+    assert not np.allclose(m.get_layer("fc1").get_weights()[0], before["fc1"][0])
+    assert np.allclose(m.get_layer("block1_conv1").get_weights()[0], before["block1_conv1"][0])
+    with pytest.raises(architectures.ArchitectureError, match="no layer 'nope'"):
+        architectures.reinitialize(m, ["nope"], seed=3)
+
+
+def _epochs_run(train_cfg, losses):
+    """Drive the training callbacks with a scripted loss per epoch; return epochs run."""
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    cbs = training._callbacks(train_cfg, 1, "t", progress=False)
+    for cb in cbs:
+        cb.set_model(model)
+        cb.on_train_begin()
+    model.stop_training = False
+    for epoch, loss in enumerate(losses):
+        for cb in cbs:
+            cb.on_epoch_begin(epoch)
+            cb.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
+        if model.stop_training:
+            return epoch + 1
+    return len(losses)
+
+
+def test_early_stopping_patience_and_min_delta():
+    cfg = load_profile("paper").classifier  # patience 10, min_delta 5e-4, loss_stop 0.05
+    # Improves once, then plateaus within min_delta of the best: stops `patience` epochs later.
+    losses = [1.0, 0.9] + [0.9 - 0.8 * cfg.min_delta] * 40
+    assert _epochs_run(cfg, losses) == 2 + cfg.patience
+    # A slow decline counts once its cumulative gain exceeds min_delta: training goes on.
+    slow = [1.0] + [1.0 - 0.3 * cfg.min_delta * k for k in range(1, 40)]
+    assert _epochs_run(cfg, slow) == 40
+
+
+def test_loss_threshold_stops_training():
+    cfg = load_profile("paper").classifier
+    losses = [1.0, 0.5, 0.2, 0.049, 0.01, 0.005] + [0.001] * 30
+    assert _epochs_run(cfg, losses) == 4  # stops at the first epoch with loss < 0.05
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import os
+
+    os.environ["SALBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    profile = load_profile("smoke", **SMOKE)
+    m = training.train_or_load(profile, "classifier", "perlin", 0, progress=False)
+    yield profile, m
+    del os.environ["SALBENCH_CACHE"]
+
+
+def test_training_artifacts(trained):
+    profile, m = trained
+    assert (m.folder / "weights.h5").is_file() and (m.folder / "history.csv").is_file()
+    assert m.meta["epochs"] == 1 and 0.0 <= m.meta["holdout_accuracy"] <= 1.0
+    assert len(m.meta["weights_sha256"]) == 64 and m.meta["git_sha"]
+    assert list(m.history().columns[:2]) == ["epoch", "accuracy"]
+
+
+def test_training_is_deterministic(trained, tmp_path, monkeypatch):
+    profile, m = trained
+    monkeypatch.setenv("SALBENCH_CACHE", str(tmp_path / "again"))
+    again = training.train_or_load(profile, "classifier", "perlin", 0, progress=False)
+    assert again.folder != m.folder
+    a, b = m.load(), again.load()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        assert np.array_equal(wa, wb)
+
+
+def test_save_load_identical_in_graph_mode_process(trained, tmp_path):
+    profile, m = trained
+    x = np.random.default_rng(0).random((4, 140, 192, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    here = m.load().predict(x, verbose=0)
+    script = textwrap.dedent(f"""
+        import os, json, numpy as np
+        os.environ["SALBENCH_CACHE"] = {str(m.folder.parents[1])!r}
+        import tensorflow as tf
+        tf.compat.v1.disable_eager_execution()
+        from salbench.models import training
+        from salbench import cache
+        spec = training.spec_for(training.load_profile("smoke", **{SMOKE!r}), "classifier", "perlin", 0)
+        tm = training.TrainedModel(spec, cache.entry_dir("models", spec.key), cache.read_meta(cache.entry_dir("models", spec.key)))
+        assert not tf.executing_eagerly()
+        np.save({str(tmp_path / "p.npy")!r}, tm.load().predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert np.array_equal(np.load(tmp_path / "p.npy"), here)
+
+
+def test_corrupted_weights_are_rejected_and_retrained(trained):
+    profile, m = trained
+    weights = m.folder / "weights.h5"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(training.CorruptModelError, match="checksum mismatch"):
+        m.load()
+    again = training.train_or_load(profile, "classifier", "perlin", 0, progress=False)
+    assert (again.folder / "weights.h5").read_bytes() == good  # retrained, deterministically
+
+
+def test_bad_run_index():
+    with pytest.raises(ValueError, match="runs 0..1"):
+        training.spec_for(load_profile("smoke"), "classifier", "perlin", 5)
