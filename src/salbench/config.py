@@ -37,7 +37,9 @@ class DataConfig:
     n_holdout: int = 12000
     n_lesions: int = 2
     lesion_diameter: int = 10
-    # Relative intensity dip at the lesion centre: lesion map = 1 - intensity * window.
+    # Intensity left at the lesion centre, as a fraction of the background ("lesions
+    # with 30 % intensity"): lesion map = 1 - (1 - lesion_intensity) * window. This is
+    # what Budding et al.'s code did (it min-max scaled the inverted window to [0.3, 1]).
     lesion_intensity: float = 0.3
     # Ground truth = window > gt_threshold. 0.0 marks every pixel the lesion darkens
     # (the whole disc of `lesion_diameter`); 0.5 keeps only the core.
@@ -224,8 +226,8 @@ def _validate(p: Profile) -> None:
         )
     if d.n_lesions < 1 or d.n_lesions > 8:
         raise ConfigError(f"data.n_lesions={d.n_lesions}: must be in 1..8")
-    if not 0.0 < d.lesion_intensity <= 1.0:
-        raise ConfigError(f"data.lesion_intensity={d.lesion_intensity}: must be in (0, 1]")
+    if not 0.0 <= d.lesion_intensity < 1.0:
+        raise ConfigError(f"data.lesion_intensity={d.lesion_intensity}: must be in [0, 1) (1 would be no lesion)")
     if not 0.0 <= d.gt_threshold < 1.0:
         raise ConfigError(f"data.gt_threshold={d.gt_threshold}: must be in [0, 1)")
     check_choice("data.lesion_window", d.lesion_window, LESION_WINDOWS)

@@ -36,7 +36,7 @@ def lesion_profile(x: dict[str, np.ndarray], lesion_map: np.ndarray, row: int, c
     px = np.arange(cols.start, cols.stop)
     for bg, img in x.items():
         ax.plot(px, img[row, cols], label=f"{bg} image")
-    ax.plot(px, lesion_map[row, cols], "k--", label=f"lesion map (1 - {intensity:g} w)")
+    ax.plot(px, lesion_map[row, cols], "k--", label=f"lesion map (1 - {1 - intensity:g} w)")
     ax.set_xlabel("column (px)")
     ax.set_ylabel("intensity")
     ax.set_ylim(0, 1.05)
@@ -44,3 +44,14 @@ def lesion_profile(x: dict[str, np.ndarray], lesion_map: np.ndarray, row: int, c
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(history):
+    """Training and validation loss per epoch; one panel per background, one line per model.
+
+    history: tidy DataFrame with columns background, model, epoch, split, loss.
+    """
+    g = sns.relplot(data=history, x="epoch", y="loss", hue="model", style="split", col="background",
+                    kind="line", height=2.6, aspect=1.3, facet_kws={"sharey": False})
+    g.set_titles("{col_name}")
+    return g.figure

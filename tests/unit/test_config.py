@@ -36,7 +36,7 @@ def test_override():
         ({"data__n_train": 7}, "even count"),
         ({"data__n_train": "many"}, "expected an integer"),
         ({"data__lesion_diameter": 200}, "data.lesion_diameter=200"),
-        ({"data__lesion_intensity": 1.5}, "data.lesion_intensity=1.5"),
+        ({"data__lesion_intensity": 1.0}, "data.lesion_intensity=1.0"),
         ({"data__perlin_res": [6, 8]}, "data.perlin_res"),
         ({"data__lesion_window": "triangle"}, "'triangle' is not valid"),
         ({"classifier__optimizer": "rmsprop"}, "classifier.optimizer='rmsprop'"),

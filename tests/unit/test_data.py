@@ -55,7 +55,7 @@ def test_lesion_geometry(batch):
 def test_lesion_intensity_dip(batch):
     lm = generator.lesion_map(batch, CFG)
     k = int(np.flatnonzero(batch.y)[0])
-    assert lm[k].min() == pytest.approx(1 - CFG.lesion_intensity, abs=1e-6)
+    assert lm[k].min() == pytest.approx(CFG.lesion_intensity, abs=1e-6)  # 30 % intensity left
     assert np.all(lm[batch.y == 0] == 1)
     # The image is the background times the lesion map: unlesioned pixels are unchanged.
     same = generator.generate(CFG, 11, "train", [k])

@@ -42,8 +42,8 @@ def lesion_window(diameter: int, shape: str) -> np.ndarray:
     d pixels across.
     "square": outer product of two 1-D Hamming windows, as Budding's code; every
     pixel of the d x d square is > 0 there.
-    Scaling to peak 1 makes the centre dip exactly `lesion_intensity` (an even-sized
-    Hamming window never reaches 1 otherwise).
+    Scaling to peak 1 makes the centre keep exactly `lesion_intensity` of the
+    background (an even-sized Hamming window never reaches 1 otherwise).
     """
     check_choice("lesion_window", shape, ("disc", "square"))
     if shape == "square":
@@ -55,6 +55,13 @@ def lesion_window(diameter: int, shape: str) -> np.ndarray:
         r = np.sqrt(t[:, None] ** 2 + t[None, :] ** 2)
         w = np.where(r <= radius, 0.54 + 0.46 * np.cos(np.pi * r / radius), 0.0)
     return (w / w.max()).astype(np.float32)
+
+
+def lesion_factor_of(cfg: DataConfig) -> np.ndarray:
+    """The multiplicative lesion map over one lesion's d x d square:
+    1 - (1 - lesion_intensity) * window, so the centre keeps `lesion_intensity` of the
+    background ("30 % intensity", Budding et al.; their code scaled 1 - window to [0.3, 1])."""
+    return (1.0 - (1.0 - cfg.lesion_intensity) * lesion_window(cfg.lesion_diameter, cfg.lesion_window)).astype(np.float32)
 
 
 def _valid_corners(mask: np.ndarray, diameter: int) -> np.ndarray:
@@ -102,7 +109,7 @@ def generate(cfg: DataConfig, seed: int, split: str, indices) -> Samples:
     h, w = cfg.image_shape
     n = indices.size
     bank = mri.slice_bank(cfg)
-    lesion_factor = 1.0 - cfg.lesion_intensity * lesion_window(cfg.lesion_diameter, cfg.lesion_window)
+    lesion_factor = lesion_factor_of(cfg)
     lesion_gt = lesion_window(cfg.lesion_diameter, cfg.lesion_window) > cfg.gt_threshold
     d = cfg.lesion_diameter
 
@@ -136,7 +143,7 @@ def lesion_map(samples: Samples, cfg: DataConfig) -> np.ndarray:
     """(N, H, W) multiplicative lesion map: 1 - intensity * window inside lesions, 1 elsewhere."""
     n = samples.y.size
     out = np.ones((n, *cfg.image_shape), np.float32)
-    factor = 1.0 - cfg.lesion_intensity * lesion_window(cfg.lesion_diameter, cfg.lesion_window)
+    factor = lesion_factor_of(cfg)
     d = cfg.lesion_diameter
     for k in np.flatnonzero(samples.y == 1):
         for r, c in samples.corners[k]:
