@@ -55,3 +55,34 @@ def learning_curves(history):
                     kind="line", height=2.6, aspect=1.3, facet_kws={"sharey": False})
     g.set_titles("{col_name}")
     return g.figure
+
+
+def saliency_grid(rows: list[tuple[str, np.ndarray, np.ndarray]], maps: dict[str, list[np.ndarray]],
+                  signed: dict[str, bool]):
+    """Budding et al. Figure 1 layout: one row per (label, image, ground truth); columns input,
+    ground truth, then one map per method. Signed maps use a diverging colormap centred on
+    zero (symmetric limits at the 99th percentile of |a|); unsigned maps use 'inferno' from 0."""
+    methods = list(maps)
+    n_cols = 2 + len(methods)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.35 * n_cols, 1.1 * len(rows) + 0.4), squeeze=False)
+    for i, (label, image, gt) in enumerate(rows):
+        axes[i, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_ylabel(label, fontsize=7)
+        axes[i, 1].imshow(gt, cmap="gray", vmin=0, vmax=1)
+        for j, method in enumerate(methods):
+            a = maps[method][i]
+            ax = axes[i, 2 + j]
+            lim = float(np.percentile(np.abs(a), 99)) or 1.0
+            if signed[method]:
+                ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            else:
+                ax.imshow(a, cmap="inferno", vmin=0, vmax=lim)
+            if gt.any():
+                ax.contour(gt, levels=[0.5], colors="lime", linewidths=0.4)
+    for j, title in enumerate(["input", "ground truth", *methods]):
+        axes[0, j].set_title(title.replace("_", " "), fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.3)
+    return fig

@@ -1,0 +1,97 @@
+"""Ground-truth evaluation of saliency maps (Budding et al. Figure 2; Arun et al.'s
+localization utility): per-image scores of every method, the baselines, and the
+trained-versus-randomized comparison, as one tidy table.
+
+Scoring protocol (one for all four metrics, Budding's): |map| over brain pixels,
+the first `localization.n_images` class-2 holdout images. `model` column:
+``trained`` (the selected classifier), ``randomized`` (the same network with every
+weight layer re-drawn from its initializer) and ``baseline`` (model-free maps and
+the average mask: Sobel edges, random, ``avg_mask``; and the U-Net's output).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from salbench import metrics, stats
+from salbench.config import BACKGROUNDS, Profile
+from salbench.data import store
+from salbench.saliency import registry, stage
+
+METRIC_COLUMNS = ("roc_auc", "ap", "prec99", "auprc")
+AVG_MASK = "avg_mask"
+UNET = "unet"
+# Baselines of Arun et al.: low = the average training+validation mask, high = U-Net.
+LOW, HIGH = AVG_MASK, UNET
+
+
+def scored_indices(profile: Profile) -> np.ndarray:
+    lesion_idx, _ = stage.explained_indices(profile)
+    return lesion_idx[: profile.localization.n_images]
+
+
+def average_mask(profile: Profile) -> np.ndarray:
+    """Arun et al.'s low baseline: the mean ground-truth mask over train and validation."""
+    batches = []
+    for split in ("train", "val"):
+        with store.open_split(profile, split) as r:
+            batches += [r.gt(slice(i, min(i + 512, len(r)))) for i in range(0, len(r), 512)]
+    return metrics.average_mask(batches)
+
+
+def _score(maps: np.ndarray, gt: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    return metrics.score_maps(maps, gt, mask, metrics=METRIC_COLUMNS, image_ids=ids)
+
+
+def score_background(profile: Profile, models: stage.ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
+    idx = scored_indices(profile)
+    with store.open_split(profile, stage.SPLIT) as ho:
+        gt, mask = ho.gt(idx), ho.mask(idx)
+    frames = []
+
+    def add(model_kind, method, maps):
+        df = _score(maps, gt, mask, idx)
+        frames.append(df.assign(background=background, model=model_kind, method=method))
+
+    for method in methods:
+        m = registry.get(method)
+        if method == UNET:
+            add("baseline", UNET, stage.maps_for(profile, models, background, UNET, idx, progress=progress))
+            continue
+        if not m.needs_model:
+            add("baseline", method, stage.maps_for(profile, models, background, method, idx, progress=progress))
+            continue
+        add("trained", method, stage.maps_for(profile, models, background, method, idx, progress=progress))
+        add("randomized", method,
+            stage.maps_for(profile, models, background, method, idx, randomized=True, progress=progress))
+    avg = np.broadcast_to(average_mask(profile), gt.shape).astype(np.float32)
+    add("baseline", AVG_MASK, avg)
+    df = pd.concat(frames, ignore_index=True)
+    return df[["background", "model", "method", "image", *METRIC_COLUMNS]]
+
+
+def score_all(profile: Profile, models: stage.ModelSet, methods, progress=True) -> pd.DataFrame:
+    return pd.concat([score_background(profile, models, bg, methods, progress) for bg in BACKGROUNDS],
+                     ignore_index=True)
+
+
+def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Mean, sd and bootstrap 95 % CI per (background, model, method, metric)."""
+    rng = np.random.default_rng(np.random.SeedSequence([profile.seed, 5]))
+    return stats.summarise(scores, by=("background", "model", "method"), metrics=METRIC_COLUMNS,
+                           n_boot=profile.localization.n_bootstrap, alpha=profile.localization.alpha, rng=rng)
+
+
+def pass_table(scores: pd.DataFrame, profile: Profile, metric: str = "auprc"):
+    """Arun et al.'s test per background: each trained-model method against the low
+    (average mask) and high (U-Net) baselines; returns (verdicts, Tukey HSD)."""
+    verdicts, tukeys = [], []
+    for background in BACKGROUNDS:
+        sub = scores[(scores.background == background) &
+                     ((scores.model == "trained") | scores.method.isin([LOW, HIGH]))]
+        res = stats.compare_to_baselines(sub, metric, method_col="method", image_col="image", low=LOW, high=HIGH,
+                                         alpha=profile.localization.alpha)
+        verdicts.append(res.table.assign(background=background))
+        tukeys.append(res.tukey.assign(background=background))
+    return pd.concat(verdicts, ignore_index=True), pd.concat(tukeys, ignore_index=True)
