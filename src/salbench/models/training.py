@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from salbench import cache, config, seeding
-from salbench.config import BACKGROUNDS, Profile, TrainConfig, UNetConfig, check_choice, load_profile  # noqa: F401
+from salbench.config import BACKGROUNDS, Profile, TrainConfig, UNetConfig, check_choice, load_profile  # noqa: F401 (tests)
 from salbench.data import store
+
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not errors
 
 STAGE = "models"
 WEIGHTS = "weights.h5"
@@ -347,3 +350,17 @@ def selected(models: list[TrainedModel], background: str, role: str = "classifie
     table = accuracy_table(models)
     key = table[(table.background == background) & (table.role == role) & table.selected]["key"].iloc[0]
     return next(m for m in models if m.key == key)
+
+
+def history_table(models: list[TrainedModel]):
+    """Tidy learning curves: background, model, epoch, split (train/val), loss."""
+    import pandas as pd
+
+    frames = []
+    for m in models:
+        h = m.history()
+        name = f"{m.spec.role}:{m.meta['architecture']} run {m.spec.run}"
+        for split, col in (("train", "loss"), ("val", "val_loss")):
+            frames.append(pd.DataFrame({"background": m.spec.background, "model": name, "epoch": h["epoch"],
+                                        "split": split, "loss": h[col]}))
+    return pd.concat(frames, ignore_index=True)
