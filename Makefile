@@ -29,11 +29,12 @@ reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper f
 	$(BIN)/python -m salbench reproduce --profile $(PROFILE)
 
 test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke defaults
-	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-notebooks
 
-test-unit: $(STAMP)  ## unit and reference tests only
+test-unit: $(STAMP)  ## unit and reference tests (eager-mode and graph-mode processes)
 	$(BIN)/python -m pytest -q tests
+	SALBENCH_GRAPH_TESTS=1 $(BIN)/python -m pytest -q tests
 
 test-notebooks: $(STAMP)  ## nbval (lax) on the committed notebooks' smoke defaults
 	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks

@@ -86,3 +86,78 @@ def saliency_grid(rows: list[tuple[str, np.ndarray, np.ndarray]], maps: dict[str
         ax.set_yticks([])
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def budding_figure2(summary, methods, background: str):
+    """Budding et al. Figure 2: mean ROC-AUC, mAP and PREC99 per method (bars) with
+    bootstrap 95 % CIs, for one background. `summary`: rows of `stats.summarise` for
+    the trained model (columns method, metric, mean, ci_lo, ci_hi)."""
+    wanted = {"roc_auc": "ROC-AUC", "ap": "mAP", "prec99": "PREC99"}
+    sub = summary[summary.metric.isin(wanted) & summary.method.isin(methods)].copy()
+    sub["metric"] = sub.metric.map(wanted)
+    fig, ax = plt.subplots(figsize=(0.55 * len(methods) + 2.5, 3))
+    order = list(methods)
+    width = 0.27
+    for k, (metric, color) in enumerate(zip(wanted.values(), sns.color_palette("colorblind", 3))):
+        rows = sub[sub.metric == metric].set_index("method").reindex(order)
+        xs = np.arange(len(order)) + (k - 1) * width
+        ax.bar(xs, rows["mean"], width, color=color, label=metric)
+        ax.errorbar(xs, rows["mean"], yerr=[rows["mean"] - rows["ci_lo"], rows["ci_hi"] - rows["mean"]],
+                    fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5)
+    ax.set_xticks(np.arange(len(order)))
+    ax.set_xticklabels([m.replace("_", " ") for m in order], rotation=40, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score (mean, 95 % CI)")
+    ax.set_title(f"Explanation performance, {background} background")
+    ax.legend(fontsize=7, ncol=3, loc="upper right")
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def auprc_boxplot(scores, background: str, low: str, high: str):
+    """Arun et al. Figure 2A: AUPRC per image for every method of the trained model, with
+    the low (average mask) and high (U-Net) baselines as boxes and dashed lines."""
+    sub = scores[(scores.background == background) & ((scores.model == "trained") | scores.method.isin([low, high]))]
+    order = (sub[~sub.method.isin([low, high])].groupby("method").auprc.mean().sort_values(ascending=False).index.tolist()
+             + [low, high])
+    fig, ax = plt.subplots(figsize=(0.45 * len(order) + 2, 3.2))
+    palette = {m: ("#9ecae1" if m == low else "#08519c" if m == high else "#d9d9d9") for m in order}
+    sns.boxplot(data=sub, x="method", y="auprc", hue="method", order=order, palette=palette, ax=ax,
+                fliersize=1.5, linewidth=0.7, legend=False, showmeans=True, meanline=True,
+                meanprops={"linestyle": "--", "color": "k", "linewidth": 0.8})
+    for name, color in ((low, "#9ecae1"), (high, "#08519c")):
+        ax.axhline(sub[sub.method == name].auprc.mean(), color=color, linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([m.replace("_", " ") for m in order], rotation=40, ha="right")
+    ax.set_xlabel("")
+    ax.set_ylabel("AUPRC per image")
+    ax.set_title(f"Localization utility, {background} (solid: median, dashed: mean)")
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def trained_vs_random(summary, metric: str = "auprc"):
+    """Mean score (95 % CI) of each model-based method for the trained and the
+    weight-randomized classifier, one panel per background."""
+    sub = summary[(summary.metric == metric) & summary.model.isin(["trained", "randomized"])]
+    backgrounds = list(dict.fromkeys(sub.background))
+    methods = sorted(set(sub.method))
+    fig, axes = plt.subplots(1, len(backgrounds), figsize=(0.4 * len(methods) * len(backgrounds) + 2, 3.2),
+                             sharey=True, squeeze=False)
+    colors = {"trained": "#08519c", "randomized": "#fd8d3c"}
+    for ax, background in zip(axes[0], backgrounds):
+        for k, model in enumerate(("trained", "randomized")):
+            rows = sub[(sub.background == background) & (sub.model == model)].set_index("method").reindex(methods)
+            xs = np.arange(len(methods)) + (k - 0.5) * 0.3
+            ax.errorbar(xs, rows["mean"], yerr=[rows["mean"] - rows["ci_lo"], rows["ci_hi"] - rows["mean"]],
+                        fmt="o", ms=3, color=colors[model], label=model, elinewidth=0.8)
+        ax.set_xticks(np.arange(len(methods)))
+        ax.set_xticklabels([m.replace("_", " ") for m in methods], rotation=60, ha="right", fontsize=7)
+        ax.set_title(background)
+    axes[0, 0].set_ylabel(f"mean {metric} (95 % CI)")
+    axes[0, -1].legend(fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
