@@ -123,6 +123,11 @@ class SaliencyConfig:
     pattern_chunk_dtype: str = "float64"
     # DeepSHAP: training images in the background sample.
     shap_background: int = 100
+    # Arun et al.'s PAIR methods (their code's settings / PAIR defaults): noise samples of
+    # SmoothGrad and Smooth IG, path steps of (Smooth) IG, and XRAI's IG steps.
+    nsamples: int = 25
+    ig_steps: int = 10
+    xrai_steps: int = 100
 
 
 @dataclass(frozen=True)
@@ -285,7 +290,7 @@ def _validate(p: Profile) -> None:
         raise ConfigError(
             f"localization.n_images={p.localization.n_images}: must be <= saliency.n_images={p.saliency.n_images}"
         )
-    for key in ("batch_size", "pattern_n_images", "shap_background"):
+    for key in ("batch_size", "pattern_n_images", "shap_background", "nsamples", "ig_steps", "xrai_steps"):
         if getattr(p.saliency, key) < 1:
             raise ConfigError(f"saliency.{key}={getattr(p.saliency, key)}: must be >= 1")
     check_choice("saliency.pattern_chunk_dtype", p.saliency.pattern_chunk_dtype, ("float64", "float32"))

@@ -151,3 +151,28 @@ def test_corrupted_weights_are_rejected_and_retrained(trained):
 def test_bad_run_index():
     with pytest.raises(ValueError, match="runs 0..1"):
         training.spec_for(load_profile("smoke"), "classifier", "perlin", 5)
+
+
+class _ArrayReader:
+    def __init__(self, x):
+        self._x = x
+
+    def x(self, background, index):
+        return self._x[index]
+
+
+def test_recalibrate_batchnorm_sets_population_statistics():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (96, 4, 4, 1)).astype(np.float32)
+    inp = tf.keras.Input((4, 4, 1))
+    bn = tf.keras.layers.BatchNormalization(name="bn")
+    model = tf.keras.Model(inp, bn(inp))
+    used = training.recalibrate_batchnorm(model, _ArrayReader(x), "mri", batch_size=32, n=96)
+    assert used == 96
+    # Mean of the three batch means (equal batches) = the sample mean; variance likewise averaged.
+    batch_means = [x[i:i + 32].mean() for i in range(0, 96, 32)]
+    batch_vars = [x[i:i + 32].var(ddof=1) for i in range(0, 96, 32)]  # Keras stores the unbiased variance
+    np.testing.assert_allclose(bn.moving_mean.numpy()[0], np.mean(batch_means), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy()[0], np.mean(batch_vars), rtol=1e-3)
+    assert bn.momentum == 0.99  # restored
+    assert training.recalibrate_batchnorm(architectures.build("vgg"), _ArrayReader(x), "mri", 32, 96) == 0

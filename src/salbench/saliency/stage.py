@@ -97,7 +97,13 @@ def method_params(profile: Profile, models: ModelSet, method: str, trained, back
         return {"patterns": str(path)}
     if method == "deep_shap":
         return {"background": shap_background(profile, background)}
-    return {}
+    s = profile.saliency
+    return {
+        "smoothgrad": {"nsamples": s.nsamples},
+        "integrated_gradients": {"x_steps": s.ig_steps},
+        "smooth_ig": {"nsamples": s.nsamples, "x_steps": s.ig_steps},
+        "xrai": {"steps": s.xrai_steps},
+    }.get(method, {})
 
 
 def maps_for(profile: Profile, models: ModelSet, background: str, method: str, indices: np.ndarray, *,
