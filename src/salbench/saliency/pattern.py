@@ -686,17 +686,10 @@ def _resolve_patterns(patterns) -> Patterns:
 
 def _targets(target, n: int, n_out: int) -> np.ndarray:
     """-1 (predicted class, resolved in the graph) or the given class index, per sample."""
-    if target is None or (isinstance(target, str) and target == "predicted"):
-        return np.full(n, -1, np.int32)
-    t = np.asarray(target)
-    if t.dtype.kind not in "iu" or t.ndim > 1 or (t.ndim == 1 and len(t) != n):
-        raise MethodParameterError(
-            f"target={target!r}: expected None (the predicted class), an int class index "
-            f"or {n} ints (one per sample)"
-        )
-    if t.size and (t.min() < 0 or t.max() >= n_out):
-        raise MethodParameterError(f"target={target!r}: class indices must be in 0..{n_out - 1}")
-    return np.broadcast_to(t.astype(np.int32), (n,)).copy()
+    from salbench.saliency.methods_common import check_target
+
+    t = check_target(None if isinstance(target, str) and target == "predicted" else target, n, n_out)
+    return np.full(n, -1, np.int32) if t is None else t
 
 
 def pattern_backward(
