@@ -95,8 +95,8 @@ def budding_figure2(summary, methods, background: str):
     wanted = {"roc_auc": "ROC-AUC", "ap": "mAP", "prec99": "PREC99"}
     sub = summary[summary.metric.isin(wanted) & summary.method.isin(methods)].copy()
     sub["metric"] = sub.metric.map(wanted)
-    fig, ax = plt.subplots(figsize=(0.55 * len(methods) + 2.5, 3))
-    order = list(methods)
+    order = [m for m in methods if m in set(sub.method)]  # baselines have no trained-model rows
+    fig, ax = plt.subplots(figsize=(0.55 * len(order) + 2.5, 3))
     width = 0.27
     for k, (metric, color) in enumerate(zip(wanted.values(), sns.color_palette("colorblind", 3))):
         rows = sub[sub.metric == metric].set_index("method").reindex(order)
