@@ -84,3 +84,9 @@ def test_export_npz(tmp_cache, profile, tmp_path):
         assert np.array_equal(z["x"][..., 0], ref.x["mri"])
     with pytest.raises(ValueError, match="has 16 images"):
         store.export_npz(profile, "mri", "holdout", tmp_path / "bad.npz", start=10, count=10)
+
+
+def test_key_changes_with_generator_version(profile, monkeypatch):
+    before = store.data_key(profile.seed, profile.data)
+    monkeypatch.setattr(store, "DATA_VERSION", store.DATA_VERSION + 1)
+    assert store.data_key(profile.seed, profile.data) != before

@@ -27,11 +27,16 @@ H5_CHUNK = 32
 PARALLEL_MIN_IMAGES = 4096
 
 
+# Bump when a change to the generator changes the samples a config produces, so that
+# cached data sets (and the models trained on them) are rebuilt.
+DATA_VERSION = 2
+
+
 def data_key(seed: int, cfg: DataConfig) -> str:
     # chunk_size changes how the data are written, not what they are.
     values = config.as_dict(cfg)
     values.pop("chunk_size")
-    return config.config_hash({"seed": seed}, values)
+    return config.config_hash({"seed": seed, "data_version": DATA_VERSION}, values)
 
 
 def _generate_chunk(args):

@@ -28,6 +28,8 @@ from salbench.data import store
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not errors
 
 STAGE = "models"
+# Bump when a change to the training code changes the weights a config produces.
+TRAINING_VERSION = 2
 WEIGHTS = "weights.h5"
 PREDICT_BATCH = 64
 
@@ -51,7 +53,7 @@ class ModelSpec:
     def key(self) -> str:
         return config.config_hash(
             {"role": self.role, "background": self.background, "run": self.run, "seed": self.seed,
-             "data_key": self.data_key},
+             "data_key": self.data_key, "training_version": TRAINING_VERSION},
             self.train,
         )
 
