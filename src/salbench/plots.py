@@ -106,10 +106,11 @@ def budding_figure2(summary, methods, background: str):
                     fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5)
     ax.set_xticks(np.arange(len(order)))
     ax.set_xticklabels([m.replace("_", " ") for m in order], rotation=40, ha="right")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # headroom for the legend above the bars
+    ax.set_yticks(np.linspace(0, 1, 5))
     ax.set_ylabel("score (mean, 95 % CI)")
     ax.set_title(f"Explanation performance, {background} background")
-    ax.legend(fontsize=7, ncol=3, loc="upper right")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", frameon=False)
     sns.despine(fig)
     fig.tight_layout()
     return fig
