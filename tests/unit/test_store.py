@@ -90,3 +90,19 @@ def test_key_changes_with_generator_version(profile, monkeypatch):
     before = store.data_key(profile.seed, profile.data)
     monkeypatch.setattr(store, "DATA_VERSION", store.DATA_VERSION + 1)
     assert store.data_key(profile.seed, profile.data) != before
+
+
+def test_segmentation_batches_pair_images_with_their_masks(tmp_cache, profile):
+    folder = store.ensure_dataset(profile, progress=False)
+    with store.SplitReader(folder, "train") as r:
+        all_x, all_gt = r.x("mri")[..., 0], r.gt()
+        n_seen = 0
+        for x, gt in r.iter_batches("mri", 5, rng=np.random.default_rng(1), block_size=16, target="gt"):
+            assert gt.dtype == np.float32 and gt.shape == x.shape
+            for img, mask in zip(x[..., 0], gt[..., 0]):
+                k = int(np.flatnonzero((all_x == img).all(axis=(1, 2)))[0])
+                assert np.array_equal(mask.astype(bool), all_gt[k])
+                n_seen += 1
+        assert n_seen == 48
+        with pytest.raises(ValueError, match="target='mask' is not valid"):
+            next(r.iter_batches("mri", 5, target="mask"))

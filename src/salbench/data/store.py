@@ -142,13 +142,19 @@ class SplitReader:
         return self._rows("corners", index).astype(np.int64)
 
     def iter_batches(self, background: str, batch_size: int, rng: np.random.Generator | None = None,
-                     n: int | None = None, block_size: int = 2048):
-        """Yield (x, y_onehot) batches over the first `n` images.
+                     n: int | None = None, block_size: int = 2048, target: str = "class"):
+        """Yield (x, target) batches over the first `n` images; target "class": one-hot
+        labels (N, 2); "gt": ground-truth masks as float32 (N, H, W, 1) for segmentation.
 
         Shuffled (if `rng`) without loading the split: block order is permuted and
         images are permuted inside each block, reading contiguous blocks of at most
         `block_size` images. When n <= block_size this is an exact full shuffle.
         """
+        check_choice("target", target, ("class", "gt"))
+
+        def encode(labels):
+            return np.eye(2, dtype=np.float32)[labels] if target == "class" else labels
+
         n = self.n if n is None else n
         starts = np.arange(0, n, block_size)
         if rng is not None:
@@ -156,7 +162,8 @@ class SplitReader:
         carry_x = carry_y = None
         for s in starts:
             stop = min(s + block_size, n)
-            bx, by = self.x(background, slice(s, stop)), self.y(slice(s, stop))
+            bx = self.x(background, slice(s, stop))
+            by = self.y(slice(s, stop)) if target == "class" else self.gt(slice(s, stop)).astype(np.float32)[..., None]
             if rng is not None:
                 order = rng.permutation(stop - s)
                 bx, by = bx[order], by[order]
@@ -164,10 +171,10 @@ class SplitReader:
                 bx, by = np.concatenate([carry_x, bx]), np.concatenate([carry_y, by])
             full = (len(by) // batch_size) * batch_size
             for i in range(0, full, batch_size):
-                yield bx[i : i + batch_size], np.eye(2, dtype=np.float32)[by[i : i + batch_size]]
+                yield bx[i : i + batch_size], encode(by[i : i + batch_size])
             carry_x, carry_y = bx[full:], by[full:]
         if carry_x is not None and len(carry_y):
-            yield carry_x, np.eye(2, dtype=np.float32)[carry_y]
+            yield carry_x, encode(carry_y)
 
 
 def open_split(profile: Profile, split: str) -> SplitReader:

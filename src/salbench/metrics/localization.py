@@ -75,6 +75,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
+from salbench.errors import NonFiniteMapError  # noqa: F401 (re-exported)
+
 PIXELS = ("brain", "all")
 ON_EMPTY = ("raise", "nan")
 PREC99_TIES = ("strict", "interpolate")
@@ -88,10 +90,6 @@ class UnknownMetricError(KeyError):
 
 class EmptyGroundTruthError(ValueError):
     """An image has no positive (or no negative) scored pixel: the metric is undefined."""
-
-
-class NonFiniteMapError(ValueError):
-    """A saliency map holds NaN or Inf."""
 
 
 # --------------------------------------------------------------------------- checks

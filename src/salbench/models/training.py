@@ -132,37 +132,19 @@ def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
 
 
 def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str):
-    """tf.data over the on-disk split; `seed` None means no shuffling."""
+    """tf.data over the on-disk split (target "class" or "gt"); `seed` None: no shuffling."""
     import tensorflow as tf
 
     h, w = reader.x(background, slice(0, 1)).shape[1:3]
     rng = np.random.default_rng(seed) if seed is not None else None
 
     def gen():
-        if target == "class":
-            yield from reader.iter_batches(background, batch_size, rng=rng, n=n)
-        else:  # segmentation target: the ground truth mask
-            for x, idx in _segmentation_batches(reader, background, batch_size, rng, n):
-                yield x, idx
+        yield from reader.iter_batches(background, batch_size, rng=rng, n=n, target=target)
 
     y_spec = (tf.TensorSpec((None, 2), tf.float32) if target == "class"
               else tf.TensorSpec((None, h, w, 1), tf.float32))
     ds = tf.data.Dataset.from_generator(gen, output_signature=(tf.TensorSpec((None, h, w, 1), tf.float32), y_spec))
     return ds.prefetch(2)
-
-
-def _segmentation_batches(reader, background, batch_size, rng, n, block_size=2048):
-    starts = np.arange(0, n, block_size)
-    if rng is not None:
-        starts = rng.permutation(starts)
-    for s in starts:
-        stop = min(s + block_size, n)
-        x = reader.x(background, slice(s, stop))
-        gt = reader.gt(slice(s, stop)).astype(np.float32)[..., None]
-        order = rng.permutation(stop - s) if rng is not None else np.arange(stop - s)
-        for i in range(0, len(order), batch_size):
-            sel = order[i : i + batch_size]
-            yield x[sel], gt[sel]
 
 
 def _dice_bce_loss():
@@ -226,7 +208,7 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True) 
             n_val = t.n_val_images or len(va)
             input_shape = tr.x(spec.background, slice(0, 1)).shape[1:]
             model = build_model(t, input_shape)
-            target = "seg" if spec.role == "unet" else "class"
+            target = "gt" if spec.role == "unet" else "class"
             if target == "class":
                 model.compile(_optimizer(t), "categorical_crossentropy", metrics=["accuracy"])
             else:

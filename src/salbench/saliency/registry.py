@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from salbench.errors import NonFiniteMapError  # noqa: F401 (re-exported)
+
 
 class UnknownMethodError(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
@@ -20,10 +22,6 @@ class UnknownMethodError(KeyError):
 
 class MethodParameterError(TypeError):
     pass
-
-
-class NonFiniteMapError(FloatingPointError):
-    """A method produced NaN or Inf; names the method and the samples."""
 
 
 @dataclass(frozen=True)
