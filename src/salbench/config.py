@@ -134,6 +134,9 @@ class SaliencyConfig:
 class LocalizationConfig:
     # The first n class-2 holdout images are scored (Budding et al.: 200).
     n_images: int = 200
+    # The randomized-weights comparison scores the first n of those images
+    # (None: all n_images); it costs as much as the trained maps again.
+    n_randomized_images: int | None = None
     n_bootstrap: int = 2000
     alpha: float = 0.05
 
@@ -289,6 +292,12 @@ def _validate(p: Profile) -> None:
     if p.localization.n_images > p.saliency.n_images:
         raise ConfigError(
             f"localization.n_images={p.localization.n_images}: must be <= saliency.n_images={p.saliency.n_images}"
+        )
+    n_rand = p.localization.n_randomized_images
+    if n_rand is not None and not 2 <= n_rand <= p.localization.n_images:
+        raise ConfigError(
+            f"localization.n_randomized_images={n_rand}: must be in 2..{p.localization.n_images} "
+            f"(localization.n_images) or null"
         )
     for key in ("batch_size", "pattern_n_images", "shap_background", "nsamples", "ig_steps", "xrai_steps"):
         if getattr(p.saliency, key) < 1:

@@ -44,6 +44,7 @@ def test_override():
         ({"classifier__n_train_images": 10**6}, "classifier.n_train_images=1000000"),
         ({"second__architecture": "vgg"}, "second.architecture='vgg'"),
         ({"saliency__n_images": 1000}, "saliency.n_images=1000"),
+        ({"localization__n_randomized_images": 3}, "localization.n_randomized_images=3: must be in 2..2"),
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"nosuch__key": 1}, "unknown section 'nosuch'"),
         ({"data__mri_dir": "/no/such/folder"}, "data.mri_dir='/no/such/folder'"),

@@ -3,7 +3,8 @@ localization utility): per-image scores of every method, the baselines, and the
 trained-versus-randomized comparison, as one tidy table.
 
 Scoring protocol (one for all four metrics, Budding's): |map| over brain pixels,
-the first `localization.n_images` class-2 holdout images. `model` column:
+the first `localization.n_images` class-2 holdout images (randomized-weights maps:
+the first `localization.n_randomized_images` of them). `model` column:
 ``trained`` (the selected classifier), ``randomized`` (the same network with every
 weight layer re-drawn from its initializer) and ``baseline`` (model-free maps and
 the average mask: Sobel edges, random, ``avg_mask``; and the U-Net's output).
@@ -31,6 +32,13 @@ def scored_indices(profile: Profile) -> np.ndarray:
     return lesion_idx[: profile.localization.n_images]
 
 
+def randomized_indices(profile: Profile) -> np.ndarray:
+    """The scored images that also get randomized-weights maps (a prefix, so pairs stay paired)."""
+    n = profile.localization.n_randomized_images
+    idx = scored_indices(profile)
+    return idx if n is None else idx[:n]
+
+
 def average_mask(profile: Profile) -> np.ndarray:
     """Arun et al.'s low baseline: the mean ground-truth mask over train and validation."""
     batches = []
@@ -46,12 +54,14 @@ def _score(maps: np.ndarray, gt: np.ndarray, mask: np.ndarray, ids: np.ndarray) 
 
 def score_background(profile: Profile, models: stage.ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
     idx = scored_indices(profile)
+    n_rand = len(randomized_indices(profile))
     with store.open_split(profile, stage.SPLIT) as ho:
         gt, mask = ho.gt(idx), ho.mask(idx)
     frames = []
 
     def add(model_kind, method, maps):
-        df = _score(maps, gt, mask, idx)
+        n = len(maps)
+        df = _score(maps, gt[:n], mask[:n], idx[:n])
         frames.append(df.assign(background=background, model=model_kind, method=method))
 
     for method in methods:
@@ -64,7 +74,7 @@ def score_background(profile: Profile, models: stage.ModelSet, background: str, 
             continue
         add("trained", method, stage.maps_for(profile, models, background, method, idx, progress=progress))
         add("randomized", method,
-            stage.maps_for(profile, models, background, method, idx, randomized=True, progress=progress))
+            stage.maps_for(profile, models, background, method, idx[:n_rand], randomized=True, progress=progress))
     avg = np.broadcast_to(average_mask(profile), gt.shape).astype(np.float32)
     add("baseline", AVG_MASK, avg)
     df = pd.concat(frames, ignore_index=True)
@@ -81,6 +91,14 @@ def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     rng = np.random.default_rng(np.random.SeedSequence([profile.seed, 5]))
     return stats.summarise(scores, by=("background", "model", "method"), metrics=METRIC_COLUMNS,
                            n_boot=profile.localization.n_bootstrap, alpha=profile.localization.alpha, rng=rng)
+
+
+def randomization_summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """`summary` of trained and randomized maps on the same images (those with
+    randomized maps), so that the two means compare like with like."""
+    both = scores[scores.model.isin(["trained", "randomized"])]
+    paired = both[both.model == "randomized"][["background", "image"]].drop_duplicates()
+    return summary(both.merge(paired, on=["background", "image"]), profile)
 
 
 def pass_table(scores: pd.DataFrame, profile: Profile, metric: str = "auprc"):
