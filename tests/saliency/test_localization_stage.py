@@ -38,3 +38,21 @@ def test_randomized_indices_are_a_prefix_of_scored_indices():
     scored, rand = loc.scored_indices(profile), loc.randomized_indices(profile)
     assert len(scored) == profile.localization.n_images and len(rand) == 7
     np.testing.assert_array_equal(rand, scored[:7])
+
+
+def test_summary_table_gives_verdicts_to_trained_rows_only():
+    profile = load_profile("smoke", localization__n_bootstrap=100)
+    scores = _scores()
+    summary = loc.summary(scores, profile)
+    verdicts = pd.DataFrame([
+        {"metric": "auprc", "method": "gradient", "baseline": b, "role": role, "verdict": "pass", "background": bg}
+        for bg in ("perlin", "mri") for b, role in (("avg_mask", "low"), ("unet", "high"))])
+    table = loc.summary_table(summary, verdicts)
+    assert len(table) == 6  # 2 backgrounds x (trained, randomized, baseline)
+    trained = table[table.model == "trained"]
+    assert (trained["auprc_vs_low"] == "pass").all() and (trained["auprc_vs_high"] == "pass").all()
+    others = table[table.model != "trained"]
+    assert others["auprc_vs_low"].isna().all() and others["auprc_vs_high"].isna().all()
+    n = table.set_index(["background", "model"])["n_images"]
+    assert n[("perlin", "trained")] == 6 and n[("perlin", "randomized")] == 2
+    np.testing.assert_allclose(table.set_index(["background", "model"]).loc[("mri", "baseline"), "mean_auprc"], 0.3)

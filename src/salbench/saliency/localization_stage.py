@@ -93,6 +93,22 @@ def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                            n_boot=profile.localization.n_bootstrap, alpha=profile.localization.alpha, rng=rng)
 
 
+def summary_table(summary_long: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (background, model, method): number of images, mean and CI of each
+    metric, and Arun's verdicts against the low and high baselines. Verdicts exist only
+    for the trained classifier's maps (that is what `pass_table` tests); other rows get none."""
+    wide = summary_long.pivot_table(index=["background", "model", "method"], columns="metric",
+                                    values=["mean", "ci_lo", "ci_hi"]).reset_index()
+    wide.columns = ["_".join(c for c in col if c) for col in wide.columns]
+    n = summary_long.groupby(["background", "model", "method"])["n"].max().rename("n_images").reset_index()
+    metric = verdicts["metric"].iloc[0] if len(verdicts) else "auprc"
+    calls = (verdicts.pivot_table(index=["background", "method"], columns="role", values="verdict", aggfunc="first")
+             .add_prefix(f"{metric}_vs_").reset_index().assign(model="trained"))
+    table = n.merge(wide, on=["background", "model", "method"]).merge(
+        calls, on=["background", "model", "method"], how="left")
+    return table
+
+
 def randomization_summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """`summary` of trained and randomized maps on the same images (those with
     randomized maps), so that the two means compare like with like."""
