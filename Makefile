@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
+TOLERANCE ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-unit test-notebooks bench lab clean-cache clean
+.PHONY: help setup reproduce test test-unit test-notebooks compare bench lab clean-cache clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,6 +39,9 @@ test-unit: $(STAMP)  ## unit and reference tests (eager-mode and graph-mode proc
 
 test-notebooks: $(STAMP)  ## nbval (lax) on the committed notebooks' smoke defaults
 	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
+compare: $(STAMP)  ## compare tables/ of your run with the committed ones (TOLERANCE=0: same machine)
+	$(BIN)/python -m salbench compare --tolerance $(TOLERANCE)
 
 bench: $(STAMP)  ## timing and memory benchmarks (not tests)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -103,8 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--count", type=int, default=None)
     exp.add_argument("--out", type=Path, required=True)
 
+    cmp = sub.add_parser("compare", help="compare tables/*.csv with a reference run (default: the committed tables)")
+    cmp.add_argument("--reference", default="HEAD", help="a git revision of this repository or a folder of CSVs")
+    cmp.add_argument("--tables", type=Path, default=None, help="the run's tables folder (default: tables/)")
+    cmp.add_argument("--tolerance", type=float, default=0.0,
+                     help="largest absolute difference accepted in numeric columns (default 0: same machine)")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "compare":
+            from salbench import compare
+
+            diffs = compare.compare_tables(args.reference, args.tables, args.tolerance)
+            if not diffs:
+                print(f"no tables to compare (reference {args.reference!r})", file=sys.stderr)
+                return 2
+            for d in diffs:
+                print("\n".join(d.lines()))
+            return 0 if all(d.ok for d in diffs) else 1
         if args.command == "reproduce":
             params = dict(_parse_param(p) for p in args.param)
             reproduce(args.profile, args.only, params, progress=not args.no_progress)

@@ -1,0 +1,86 @@
+"""`salbench compare`: row-keyed comparison of a run's tables with a reference."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salbench import cli, compare
+
+
+def _accuracy():
+    return pd.DataFrame({
+        "background": ["perlin", "mri"], "architecture": ["vgg", "vgg"], "role": ["classifier"] * 2,
+        "run": [0, 0], "holdout_accuracy": [0.998, 0.95], "holdout_dice": [np.nan, np.nan],
+        "seconds_per_epoch": [100.0, 90.0], "selected": [True, True],
+    })
+
+
+def test_identical_tables_are_same():
+    d = compare.compare_table("accuracy", _accuracy(), _accuracy())
+    assert d.ok and d.lines() == ["accuracy: same"]
+
+
+def test_numeric_difference_is_measured_and_held_to_the_tolerance():
+    new = _accuracy()
+    new.loc[1, "holdout_accuracy"] = 0.96
+    d = compare.compare_table("accuracy", new, _accuracy())
+    assert not d.ok
+    biggest, n = d.numeric["holdout_accuracy"]
+    assert biggest == pytest.approx(0.01) and n == 1
+    assert compare.compare_table("accuracy", new, _accuracy(), tolerance=0.02).ok
+
+
+def test_nan_on_one_side_only_differs():
+    new = _accuracy()
+    new.loc[0, "holdout_dice"] = 0.9
+    d = compare.compare_table("accuracy", new, _accuracy(), tolerance=1.0)
+    assert d.numeric["holdout_dice"] == (np.inf, 1) and not d.ok
+
+
+def test_timings_are_not_compared_but_flags_and_rows_are():
+    new = _accuracy()
+    new["seconds_per_epoch"] *= 3
+    assert compare.compare_table("accuracy", new, _accuracy()).ok
+    new.loc[0, "selected"] = False
+    assert compare.compare_table("accuracy", new, _accuracy()).other["selected"] == 1
+    extra = pd.concat([_accuracy(), _accuracy().assign(run=1)], ignore_index=True)
+    d = compare.compare_table("accuracy", extra, _accuracy())
+    assert (d.only_new, d.only_reference, d.ok) == (2, 0, False)
+
+
+def test_column_on_one_side_only_differs():
+    d = compare.compare_table("accuracy", _accuracy().assign(extra=1), _accuracy())
+    assert not d.ok and any("extra" in line for line in d.lines())
+
+
+@pytest.mark.parametrize("name, new, tol, fragment", [
+    ("nosuch", _accuracy(), 0.0, "table 'nosuch'"),
+    ("accuracy", _accuracy().drop(columns="run"), 0.0, r"key column\(s\) \['run'\] missing"),
+    ("accuracy", pd.concat([_accuracy()] * 2), 0.0, "duplicate rows"),
+    ("accuracy", _accuracy(), -1.0, "tolerance=-1.0"),
+])
+def test_bad_input_is_named(name, new, tol, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        compare.compare_table(name, new, _accuracy(), tol)
+
+
+def test_cli_compares_folders_and_exits_nonzero_on_difference(tmp_path, capsys):
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    run.mkdir(), ref.mkdir()
+    _accuracy().to_csv(ref / "accuracy.csv", index=False)
+    _accuracy().to_csv(run / "accuracy.csv", index=False)
+    assert cli.main(["compare", "--reference", str(ref), "--tables", str(run)]) == 0
+    changed = _accuracy()
+    changed.loc[0, "holdout_accuracy"] = 0.5
+    changed.to_csv(run / "accuracy.csv", index=False)
+    assert cli.main(["compare", "--reference", str(ref), "--tables", str(run)]) == 1
+    assert "holdout_accuracy: max |difference| 0.498" in capsys.readouterr().out
+    (ref / "localization_scores.csv").write_text("background,model,method,image,auprc\nmri,trained,gradient,1,0.5\n")
+    diffs = compare.compare_tables(str(ref), run)
+    assert [d.missing for d in diffs if d.name == "localization_scores"] == ["this run"]
+
+
+def test_bad_reference_is_named(tmp_path):
+    _accuracy().to_csv(tmp_path / "accuracy.csv", index=False)
+    with pytest.raises(ValueError, match="reference 'no-such-revision-xyz'"):
+        compare.compare_tables("no-such-revision-xyz", tmp_path)
