@@ -30,7 +30,8 @@ TABLE_KEYS = {
     "localization_scores": ("background", "model", "method", "image"),
     "localization_summary": ("background", "model", "method"),
     "localization_mixed_models": ("background", "metric", "method", "baseline"),
-    "localization_tukey": ("background", "group1", "group2"),
+    "localization_tukey": ("background", "metric", "group1", "group2"),
+    "localization_randomization": ("background", "model", "method", "metric"),
 }
 # Wall-clock timings depend on machine load; the note holds fit warnings' text.
 NOT_COMPARED = frozenset({"seconds_per_epoch", "note"})

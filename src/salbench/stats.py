@@ -216,8 +216,10 @@ def tukey_table(df: pd.DataFrame, metric: str, method_col: str = "method", alpha
 
     Columns: ``group1, group2, meandiff`` (mean of group2 - mean of group1),
     ``p_adj, ci_lo, ci_hi, reject``. It treats the scores of different methods as
-    independent samples (one-way ANOVA error), ignoring that they share images, so it
-    is conservative next to the paired mixed-model comparisons.
+    independent samples with one pooled error variance (one-way ANOVA), ignoring that
+    they share images: it loses power where two methods' scores are positively
+    correlated across images, and the noisiest methods inflate every pair's standard
+    error. Use it for the ordering between methods, the mixed models for the verdicts.
     """
     _check_columns(df, [metric, method_col])
     _check_alpha(alpha)
@@ -270,7 +272,8 @@ def compare_to_baselines(
     ``2 n_images - 2``; statsmodels' own z-test is anti-conservative for small n). ``p_adjust`` ("none",
     default, as each comparison is one pre-planned question; or "holm", "bonferroni",
     "fdr_bh" via ``statsmodels.stats.multitest.multipletests``) adjusts across all rows;
-    ``p_value_unadjusted`` keeps the raw value.
+    ``p_value_unadjusted`` keeps the raw value. ``ci_lo, ci_hi`` are unadjusted
+    (1 - alpha) confidence intervals of the estimate.
 
     Verdict (Arun et al.): ``p_value < alpha`` and estimate > 0: "pass";
     ``p_value < alpha`` and estimate < 0: "did not pass"; otherwise "uncertain". The

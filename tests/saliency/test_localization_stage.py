@@ -40,19 +40,45 @@ def test_randomized_indices_are_a_prefix_of_scored_indices():
     np.testing.assert_array_equal(rand, scored[:7])
 
 
+def _verdicts(converged=True):
+    return pd.DataFrame([
+        {"metric": metric, "method": "gradient", "baseline": b, "role": role, "verdict": "pass",
+         "converged": converged, "background": bg}
+        for metric in ("auprc", "ap") for bg in ("perlin", "mri") for b, role in (("avg_mask", "low"), ("unet", "high"))])
+
+
 def test_summary_table_gives_verdicts_to_trained_rows_only():
     profile = load_profile("smoke", localization__n_bootstrap=100)
-    scores = _scores()
-    summary = loc.summary(scores, profile)
-    verdicts = pd.DataFrame([
-        {"metric": "auprc", "method": "gradient", "baseline": b, "role": role, "verdict": "pass", "background": bg}
-        for bg in ("perlin", "mri") for b, role in (("avg_mask", "low"), ("unet", "high"))])
-    table = loc.summary_table(summary, verdicts)
+    scores = _scores().assign(constant_map=False)
+    scores.loc[(scores.model == "randomized") & (scores.image == 0), "constant_map"] = True
+    table = loc.summary_table(loc.summary(scores, profile), _verdicts(), scores)
     assert len(table) == 6  # 2 backgrounds x (trained, randomized, baseline)
+    verdict_cols = ["auprc_vs_low", "auprc_vs_high", "ap_vs_low", "ap_vs_high"]
     trained = table[table.model == "trained"]
-    assert (trained["auprc_vs_low"] == "pass").all() and (trained["auprc_vs_high"] == "pass").all()
-    others = table[table.model != "trained"]
-    assert others["auprc_vs_low"].isna().all() and others["auprc_vs_high"].isna().all()
-    n = table.set_index(["background", "model"])["n_images"]
-    assert n[("perlin", "trained")] == 6 and n[("perlin", "randomized")] == 2
-    np.testing.assert_allclose(table.set_index(["background", "model"]).loc[("mri", "baseline"), "mean_auprc"], 0.3)
+    assert (trained[verdict_cols] == "pass").all().all()
+    assert table[table.model != "trained"][verdict_cols].isna().all().all()
+    t = table.set_index(["background", "model"])
+    assert t.loc[("perlin", "trained"), "n_images"] == 6 and t.loc[("perlin", "randomized"), "n_images"] == 2
+    assert t.loc[("mri", "randomized"), "n_constant_maps"] == 1 and t.loc[("mri", "trained"), "n_constant_maps"] == 0
+    np.testing.assert_allclose(t.loc[("mri", "baseline"), "mean_auprc"], 0.3)
+
+
+def test_summary_table_flags_unconverged_fits():
+    profile = load_profile("smoke", localization__n_bootstrap=100)
+    scores = _scores().assign(constant_map=False)
+    table = loc.summary_table(loc.summary(scores, profile), _verdicts(converged=False), scores)
+    assert set(table.loc[table.model == "trained", "auprc_vs_low"]) == {"pass (not converged)"}
+
+
+def test_score_flags_constant_maps_over_brain_pixels():
+    gt = np.zeros((3, 8, 8), bool)
+    gt[:, 2:4, 2:4] = True
+    mask = np.zeros((3, 8, 8), bool)
+    mask[:, 1:7, 1:7] = True
+    maps = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    maps[1] = 2.0
+    maps[2][mask[2]] = -1.0  # constant |map| on the brain, other values outside it
+    df = loc._score(maps, gt, mask, np.arange(3))
+    assert df["constant_map"].tolist() == [False, True, True]
+    p = gt[0][mask[0]].mean()
+    np.testing.assert_allclose(df.loc[1, "auprc"], (1 + p) / 2, atol=1e-4)

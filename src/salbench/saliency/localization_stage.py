@@ -23,8 +23,18 @@ from salbench.saliency import registry, stage
 METRIC_COLUMNS = ("roc_auc", "ap", "prec99", "auprc")
 AVG_MASK = "avg_mask"
 UNET = "unet"
+# A map that says nothing: every pixel equal. Trapezoidal AUPRC gives it (1 + p) / 2
+# (p: lesion prevalence), about 0.5, far above a diffuse average mask, so it shows
+# what "beats the low baseline" is worth under that metric.
+CONSTANT = "constant"
 # Baselines of Arun et al.: low = the average training+validation mask, high = U-Net.
 LOW, HIGH = AVG_MASK, UNET
+# Metrics the pass/did-not-pass test runs on: Arun's AUPRC, and AP, which gives a
+# constant map the prevalence instead of ~0.5.
+VERDICT_METRICS = ("auprc", "ap")
+# Holm across the (method, baseline) comparisons of one background and metric,
+# as Arun et al.'s Tukey contrasts adjusted across their comparisons.
+P_ADJUST = "holm"
 
 
 def scored_indices(profile: Profile) -> np.ndarray:
@@ -49,7 +59,10 @@ def average_mask(profile: Profile) -> np.ndarray:
 
 
 def _score(maps: np.ndarray, gt: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    return metrics.score_maps(maps, gt, mask, metrics=METRIC_COLUMNS, image_ids=ids)
+    df = metrics.score_maps(maps, gt, mask, metrics=METRIC_COLUMNS, image_ids=ids)
+    # Constant over the scored (brain) pixels of |map|: one tie group, no ranking at all.
+    scored = [np.abs(a[m]) for a, m in zip(maps, mask)]
+    return df.assign(constant_map=[bool(v.size) and bool(v.max() == v.min()) for v in scored])
 
 
 def score_background(profile: Profile, models: stage.ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
@@ -77,8 +90,9 @@ def score_background(profile: Profile, models: stage.ModelSet, background: str, 
             stage.maps_for(profile, models, background, method, idx[:n_rand], randomized=True, progress=progress))
     avg = np.broadcast_to(average_mask(profile), gt.shape).astype(np.float32)
     add("baseline", AVG_MASK, avg)
+    add("baseline", CONSTANT, np.ones(gt.shape, np.float32))
     df = pd.concat(frames, ignore_index=True)
-    return df[["background", "model", "method", "image", *METRIC_COLUMNS]]
+    return df[["background", "model", "method", "image", *METRIC_COLUMNS, "constant_map"]]
 
 
 def score_all(profile: Profile, models: stage.ModelSet, methods, progress=True) -> pd.DataFrame:
@@ -93,19 +107,23 @@ def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                            n_boot=profile.localization.n_bootstrap, alpha=profile.localization.alpha, rng=rng)
 
 
-def summary_table(summary_long: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
-    """One row per (background, model, method): number of images, mean and CI of each
-    metric, and Arun's verdicts against the low and high baselines. Verdicts exist only
-    for the trained classifier's maps (that is what `pass_table` tests); other rows get none."""
-    wide = summary_long.pivot_table(index=["background", "model", "method"], columns="metric",
-                                    values=["mean", "ci_lo", "ci_hi"]).reset_index()
+def summary_table(summary_long: pd.DataFrame, verdicts: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (background, model, method): number of images and of constant maps,
+    mean and CI of each metric, and Arun's verdict against the low and high baselines
+    for each metric in `verdicts` (columns ``<metric>_vs_low``, ``<metric>_vs_high``;
+    " (not converged)" is appended where the mixed model did not converge). Verdicts
+    exist only for the trained classifier's maps, which is what `pass_table` tests."""
+    keys = ["background", "model", "method"]
+    wide = summary_long.pivot_table(index=keys, columns="metric", values=["mean", "ci_lo", "ci_hi"]).reset_index()
     wide.columns = ["_".join(c for c in col if c) for col in wide.columns]
-    n = summary_long.groupby(["background", "model", "method"])["n"].max().rename("n_images").reset_index()
-    metric = verdicts["metric"].iloc[0] if len(verdicts) else "auprc"
-    calls = (verdicts.pivot_table(index=["background", "method"], columns="role", values="verdict", aggfunc="first")
-             .add_prefix(f"{metric}_vs_").reset_index().assign(model="trained"))
-    table = n.merge(wide, on=["background", "model", "method"]).merge(
-        calls, on=["background", "model", "method"], how="left")
+    counts = scores.groupby(keys).agg(n_images=("image", "nunique"), n_constant_maps=("constant_map", "sum"))
+    table = counts.reset_index().merge(wide, on=keys)
+    if len(verdicts):
+        v = verdicts.assign(call=np.where(verdicts["converged"], verdicts["verdict"],
+                                          verdicts["verdict"] + " (not converged)"),
+                            column=verdicts["metric"] + "_vs_" + verdicts["role"])
+        calls = v.pivot_table(index=["background", "method"], columns="column", values="call", aggfunc="first")
+        table = table.merge(calls.reset_index().assign(model="trained"), on=keys, how="left")
     return table
 
 
@@ -117,15 +135,17 @@ def randomization_summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFram
     return summary(both.merge(paired, on=["background", "image"]), profile)
 
 
-def pass_table(scores: pd.DataFrame, profile: Profile, metric: str = "auprc"):
-    """Arun et al.'s test per background: each trained-model method against the low
-    (average mask) and high (U-Net) baselines; returns (verdicts, Tukey HSD)."""
+def pass_table(scores: pd.DataFrame, profile: Profile, metrics_: tuple[str, ...] = VERDICT_METRICS):
+    """Arun et al.'s test per background and metric: each trained-model method against
+    the low (average mask) and high (U-Net) baselines, p values Holm-adjusted within a
+    (background, metric); returns (verdicts, Tukey HSD), both with a ``metric`` column."""
     verdicts, tukeys = [], []
-    for background in BACKGROUNDS:
-        sub = scores[(scores.background == background) &
-                     ((scores.model == "trained") | scores.method.isin([LOW, HIGH]))]
-        res = stats.compare_to_baselines(sub, metric, method_col="method", image_col="image", low=LOW, high=HIGH,
-                                         alpha=profile.localization.alpha)
-        verdicts.append(res.table.assign(background=background))
-        tukeys.append(res.tukey.assign(background=background))
+    for metric in metrics_:
+        for background in BACKGROUNDS:
+            sub = scores[(scores.background == background) &
+                         ((scores.model == "trained") | scores.method.isin([LOW, HIGH]))]
+            res = stats.compare_to_baselines(sub, metric, method_col="method", image_col="image", low=LOW, high=HIGH,
+                                             alpha=profile.localization.alpha, p_adjust=P_ADJUST)
+            verdicts.append(res.table.assign(background=background))
+            tukeys.append(res.tukey.assign(background=background, metric=metric))
     return pd.concat(verdicts, ignore_index=True), pd.concat(tukeys, ignore_index=True)
