@@ -80,6 +80,19 @@ def test_cli_compares_folders_and_exits_nonzero_on_difference(tmp_path, capsys):
     assert [d.missing for d in diffs if d.name == "localization_scores"] == ["this run"]
 
 
+def test_table_without_key_columns_is_reported_not_fatal(tmp_path):
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    run.mkdir(), ref.mkdir()
+    _accuracy().to_csv(ref / "accuracy.csv", index=False)
+    _accuracy().to_csv(run / "accuracy.csv", index=False)
+    _accuracy().drop(columns="run").to_csv(ref / "localization_scores.csv", index=False)
+    _accuracy().to_csv(run / "localization_scores.csv", index=False)
+    diffs = {d.name: d for d in compare.compare_tables(str(ref), run)}
+    assert diffs["accuracy"].ok
+    assert not diffs["localization_scores"].ok
+    assert "cannot compare" in diffs["localization_scores"].lines()[0]
+
+
 def test_bad_reference_is_named(tmp_path):
     _accuracy().to_csv(tmp_path / "accuracy.csv", index=False)
     with pytest.raises(ValueError, match="reference 'no-such-revision-xyz'"):
