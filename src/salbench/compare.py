@@ -127,6 +127,8 @@ def _reference_csv(name: str, reference: str) -> pd.DataFrame | None:
 def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tolerance: float = 0.0) -> list[TableDiff]:
     """Compare every known table in `tables_dir` (default: this checkout's tables/)
     with `reference`: a folder of CSVs or a git revision of this repository."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance={tolerance}: must be >= 0")
     tables_dir = Path(tables_dir) if tables_dir else paths.repo_root() / "tables"
     out = []
     for name in TABLE_KEYS:
@@ -139,7 +141,5 @@ def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tole
         try:
             out.append(compare_table(name, pd.read_csv(path), ref, tolerance))
         except ValueError as err:  # e.g. a reference from before a key column existed
-            if tolerance < 0:
-                raise
             out.append(TableDiff(name, incomparable=str(err)))
     return out

@@ -93,6 +93,11 @@ def test_table_without_key_columns_is_reported_not_fatal(tmp_path):
     assert "cannot compare" in diffs["localization_scores"].lines()[0]
 
 
+def test_negative_tolerance_is_refused_before_reading(tmp_path):
+    with pytest.raises(ValueError, match="tolerance=-0.1"):
+        compare.compare_tables(str(tmp_path), tmp_path, tolerance=-0.1)
+
+
 def test_bad_reference_is_named(tmp_path):
     _accuracy().to_csv(tmp_path / "accuracy.csv", index=False)
     with pytest.raises(ValueError, match="reference 'no-such-revision-xyz'"):

@@ -7,7 +7,7 @@ the first `localization.n_images` class-2 holdout images (randomized-weights map
 the first `localization.n_randomized_images` of them). `model` column:
 ``trained`` (the selected classifier), ``randomized`` (the same network with every
 weight layer re-drawn from its initializer) and ``baseline`` (model-free maps and
-the average mask: Sobel edges, random, ``avg_mask``; and the U-Net's output).
+the average mask: Sobel edges, random, ``constant``, ``avg_mask``; and the U-Net's output).
 """
 
 from __future__ import annotations
