@@ -1,9 +1,10 @@
-"""Two pytest processes: eager-mode tests, and graph-mode tests (tests/saliency/).
+"""Two pytest processes: eager-mode tests, and graph-mode tests (marker ``graph``).
 
-Importing `salbench.saliency` switches the whole process to TensorFlow graph mode
-(iNNvestigate needs it), which breaks eager-mode training tests collected in the same
-process. So `pytest tests` runs everything except tests/saliency/, and
-`SALBENCH_GRAPH_TESTS=1 pytest tests` runs tests/saliency/ only; `make test` runs both.
+iNNvestigate needs TensorFlow graph mode for the whole process, which breaks eager-mode
+training tests in the same process. Importing salbench changes nothing, so every test
+module is collected in both processes; `pytest tests` runs the tests *not* marked
+``graph``, and `SALBENCH_GRAPH_TESTS=1 pytest tests` switches to graph mode before
+collection and runs only those marked ``graph``. `make test` runs both.
 """
 
 import os
@@ -13,7 +14,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 GRAPH_TESTS = os.environ.get("SALBENCH_GRAPH_TESTS") == "1"
-collect_ignore = ["unit", "test_notebooks.py"] if GRAPH_TESTS else ["saliency"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "graph: needs TensorFlow graph mode (the SALBENCH_GRAPH_TESTS=1 process)")
+    if GRAPH_TESTS:
+        from salbench.saliency import use_graph_mode
+
+        use_graph_mode()  # before any test module builds a model
+
+
+def pytest_collection_modifyitems(config, items):
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("graph") is not None) == GRAPH_TESTS else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture

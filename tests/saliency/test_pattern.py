@@ -1,7 +1,7 @@
 """Reference tests for PatternNet / PatternAttribution (Kindermans et al. 2017).
 
 Closed forms and slow float64 numpy rewrites on tiny models. Runs in TF1 graph mode,
-as the saliency package does (it disables eager execution at import).
+(marked ``graph``: conftest calls salbench.saliency.use_graph_mode()).
 """
 
 import inspect
@@ -16,12 +16,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-tf.compat.v1.disable_eager_execution()  # what `import salbench.saliency` does
 
 from tensorflow import keras  # noqa: E402
 
 import salbench.saliency.pattern as pat  # noqa: E402
 from salbench.saliency import registry  # noqa: E402
+
+pytestmark = pytest.mark.graph
 
 # Patterns of a layer whose input is the data itself: float64 one-pass sums
 # (E[xy] - E[x]E[y]) vs numpy's two-pass covariance lose a few of float64's ~16 digits

@@ -1,7 +1,7 @@
 """Saliency methods against closed forms, float64 numpy rewrites and the libraries themselves.
 
 Every model is tiny (8x8 inputs) with weights set from a seeded numpy generator.
-Importing salbench.saliency puts this process in TF graph mode (the package's contract).
+Marked ``graph``: runs in the graph-mode pytest process (conftest switches it).
 """
 
 import numpy as np
@@ -11,6 +11,8 @@ from tensorflow import keras
 
 import salbench.saliency as S
 from salbench.saliency import methods_common
+
+pytestmark = pytest.mark.graph
 
 H, W = 8, 8
 N = 4

@@ -1,7 +1,7 @@
 """The saliency registry and public API: names, parameters, errors, shapes, caching.
 
-Importing salbench.saliency puts the process in TF graph mode; the tiny models below
-are built afterwards, as the package requires.
+Marked ``graph``: conftest switches the process to graph mode before collection; the tiny
+models below are built afterwards, as the package requires.
 """
 
 import json
@@ -14,10 +14,13 @@ import pytest
 from scipy import ndimage
 
 import salbench.saliency as S
-from salbench.saliency import maps as maps_mod
+from salbench.metrics.similarity import pair_grayscale
+from salbench.pipeline import maps as maps_mod
 from salbench.saliency import methods_common
 from tensorflow import keras
 import tensorflow as tf
+
+pytestmark = pytest.mark.graph
 
 H, W = 16, 16
 N = 5
@@ -210,22 +213,32 @@ import numpy as np
 from tensorflow import keras
 inp = keras.Input((8, 8, 1))
 model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
-import salbench.saliency as S  # too late: the model above was built in eager mode
+import salbench.saliency as S
+import tensorflow as tf
+assert tf.executing_eagerly()  # importing salbench.saliency changed nothing
+x = np.zeros((1, 8, 8, 1), "float32")
 try:
-    S.explain(model, np.zeros((1, 8, 8, 1), "float32"), "gradient")
+    S.explain(model, x, "gradient")
+except S.GraphModeError as err:
+    print("GraphModeError:", err)
+S.use_graph_mode()
+S.use_graph_mode()  # idempotent
+try:
+    S.explain(model, x, "gradient")  # too late: the model was built in eager mode
 except S.ModelKindError as err:
     print("ModelKindError:", err)
 """
 
 
-def test_model_built_before_import_is_rejected_clearly():
+def test_eager_mode_and_eager_models_are_rejected_clearly():
     # In a fresh process: this one is already in graph mode (and switching graphs here
     # would drop the Keras session that holds the other tests' variables).
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run([sys.executable, "-c", EAGER_SCRIPT], capture_output=True, text=True, env=env,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "ModelKindError:" in out.stdout and "Import salbench.saliency first" in out.stdout
+    assert "GraphModeError:" in out.stdout and "use_graph_mode()" in out.stdout
+    assert "ModelKindError:" in out.stdout and "Call use_graph_mode() first" in out.stdout
 
 
 def test_unet_returns_the_probability_map(x):
@@ -290,19 +303,19 @@ def test_cached_maps_keyed_and_stored(model, x, tmp_path, monkeypatch):
 
     monkeypatch.setattr(maps_mod, "compute_maps", counting)
     idx = np.arange(10, 10 + N)
-    a = S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False)
-    b = S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False)
+    a = maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False)
+    b = maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False)
     assert len(calls) == 1
     np.testing.assert_array_equal(a, b)
     assert_same_maps(a, S.explain(model, x, "gradient"))
     # Defaults filled in: passing the default explicitly hits the same entry.
-    S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False, target=None)
+    maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False, target=None)
     assert len(calls) == 1
     # Any key part changes the entry.
-    S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False, target=0)
-    S.cached_maps("model-xyz", model, x, "gradient", split="holdout", indices=idx, progress=False)
-    S.cached_maps("model-abc", model, x, "gradient", split="val", indices=idx, progress=False)
-    S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx + 1, progress=False)
+    maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx, progress=False, target=0)
+    maps_mod.cached_maps("model-xyz", model, x, "gradient", split="holdout", indices=idx, progress=False)
+    maps_mod.cached_maps("model-abc", model, x, "gradient", split="val", indices=idx, progress=False)
+    maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx + 1, progress=False)
     assert len(calls) == 5
     entries = sorted((tmp_path / "maps").iterdir())
     assert len(entries) == 5
@@ -313,7 +326,7 @@ def test_cached_maps_keyed_and_stored(model, x, tmp_path, monkeypatch):
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["method"] == "gradient" and meta["split"] == "holdout" and meta["params"] == {"target": None}
     with pytest.raises(ValueError, match="indices"):
-        S.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx[:2], progress=False)
+        maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx[:2], progress=False)
 
 
 def test_array_parameters_are_hashed_by_content():
@@ -329,10 +342,10 @@ def test_pair_grayscale_matches_pair():
     from saliency.core import VisualizeImageGrayscale
 
     a = np.random.default_rng(7).normal(size=(3, H, W)).astype("float32")
-    g = S.pair_grayscale(a)
+    g = pair_grayscale(a)
     for i in range(3):
         close(g[i], VisualizeImageGrayscale(a[i][..., None]))
-    assert np.array_equal(S.pair_grayscale(np.ones((1, H, W))), np.zeros((1, H, W), "float32"))
+    assert np.array_equal(pair_grayscale(np.ones((1, H, W))), np.zeros((1, H, W), "float32"))
 
 
 def test_process_is_in_graph_mode():

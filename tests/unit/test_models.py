@@ -54,6 +54,33 @@ def test_reinitialize_changes_only_named_layers():
         architectures.reinitialize(m, ["nope"], seed=3)
 
 
+def test_random_weights_depend_on_layer_name_not_on_other_layers():
+    m = architectures.build("vgg")
+    one = architectures.random_weights(m.get_layer("fc1"), seed=3)
+    architectures.reinitialize(m, ["predictions", "block4_conv2"], seed=3)
+    again = architectures.random_weights(m.get_layer("fc1"), seed=3)
+    for a, b in zip(one, again):
+        np.testing.assert_array_equal(a, b)
+    other_seed = architectures.random_weights(m.get_layer("fc1"), seed=4)
+    assert not np.array_equal(one[0], other_seed[0])
+
+
+def test_random_weights_reset_batchnorm_to_its_initial_state():
+    inp = tf.keras.Input((4, 4, 1))
+    out = tf.keras.layers.BatchNormalization(name="bn")(tf.keras.layers.Conv2D(3, 1, name="conv")(inp))
+    m = tf.keras.Model(inp, out)
+    bn = m.get_layer("bn")
+    bn.set_weights([np.full(3, 2.0, np.float32), np.full(3, 0.5, np.float32), np.full(3, 0.7, np.float32),
+                    np.full(3, 9.0, np.float32)])
+    architectures.reinitialize(m, ["bn"], seed=1)
+    gamma, beta, mean, var = bn.get_weights()
+    np.testing.assert_array_equal(gamma, 1.0)
+    np.testing.assert_array_equal(beta, 0.0)
+    np.testing.assert_array_equal(mean, 0.0)
+    np.testing.assert_array_equal(var, 1.0)
+    assert architectures.weight_layers(m) == ["conv", "bn"]
+
+
 def _epochs_run(train_cfg, losses):
     """Drive the training callbacks with a scripted loss per epoch; return epochs run."""
     model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])

@@ -111,29 +111,49 @@ def check_input(model: keras.Model, x: np.ndarray) -> None:
         raise ArchitectureError(f"input batch of shape {tuple(x.shape)} does not fit model input (N, {expected})")
 
 
-def reinitialize(model: keras.Model, layer_names, seed: int) -> None:
-    """Re-draw the weights of the named layers from their own initializers, in place
-    (cascading randomization, Adebayo et al. 2018; Arun et al. 2021)."""
+def weight_layers(model: keras.Model) -> list[str]:
+    """Names of the layers that hold weights, input to output (the units of a cascade)."""
+    return [layer.name for layer in model.layers if layer.weights]
+
+
+def weight_seed(seed: int, layer: str, weight: str) -> int:
+    """The seed of one weight of one layer: a function of (seed, layer name, weight name)
+    only, so a layer gets the same random weights whichever other layers are re-drawn."""
+    from salbench import seeding
+
+    return seeding.stage_int_seed(int(seed), f"reinit/{layer}/{weight}")
+
+
+def random_weights(layer, seed: int) -> list[np.ndarray]:
+    """Fresh values for every weight of `layer`, each from the layer's own initializer
+    (``<weight>_initializer``: kernel, bias, and for BatchNormalization gamma, beta,
+    moving_mean and moving_variance, i.e. a BatchNorm layer is reset to its initial
+    state, statistics included), seeded by `weight_seed`. A weight without an
+    initializer attribute raises rather than keep its trained value silently."""
     from tensorflow.keras import backend as K
 
+    new = []
+    for w in layer.weights:
+        short = w.name.split("/")[-1].split(":")[0]
+        init = getattr(layer, f"{short}_initializer", None)
+        if init is None:
+            raise ArchitectureError(f"layer {layer.name!r}: weight {short!r} has no initializer to re-draw it from")
+        cfg = keras.initializers.serialize(init)
+        if "seed" in cfg.get("config", {}):
+            cfg["config"]["seed"] = weight_seed(seed, layer.name, short)
+        fresh = keras.initializers.deserialize(cfg)
+        value = fresh(tuple(w.shape), dtype=w.dtype.base_dtype)
+        new.append(np.asarray(K.get_value(value), dtype=np.float32))
+    return new
+
+
+def reinitialize(model: keras.Model, layer_names, seed: int) -> None:
+    """Re-draw the weights of the named layers from their own initializers, in place
+    (cascading randomization, Adebayo et al. 2018; Arun et al. 2021); see `random_weights`."""
     names = [layer.name for layer in model.layers]
-    for i, name in enumerate(layer_names):
+    for name in layer_names:
         if name not in names:
             raise ArchitectureError(f"model {model.name!r} has no layer {name!r}; layers: {names}")
+    for name in layer_names:
         layer = model.get_layer(name)
-        new = []
-        for j, w in enumerate(layer.weights):
-            init = None
-            if w.name.split("/")[-1].startswith("kernel"):
-                init = getattr(layer, "kernel_initializer", None)
-            elif w.name.split("/")[-1].startswith("bias"):
-                init = getattr(layer, "bias_initializer", None)
-            if init is None:
-                new.append(K.get_value(w))
-                continue
-            cfg = keras.initializers.serialize(init)
-            if "seed" in cfg.get("config", {}):
-                cfg["config"]["seed"] = int(seed) * 1000 + i * 10 + j
-            fresh = keras.initializers.deserialize(cfg)
-            new.append(np.asarray(K.get_value(fresh(tuple(w.shape), dtype=w.dtype.base_dtype)), dtype=np.float32))
-        layer.set_weights(new)
+        layer.set_weights(random_weights(layer, seed))

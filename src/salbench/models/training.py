@@ -315,34 +315,45 @@ class TrainedModel:
             raise CorruptModelError(f"{weights}: cannot be loaded ({err})") from err
 
 
+def cached_model(profile: Profile, role: str, background: str, run: int) -> TrainedModel | None:
+    """The cached model for (profile, role, background, run) if it exists and its weights
+    match their checksum; None otherwise (a corrupted entry is deleted)."""
+    spec = spec_for(profile, role, background, run)
+    entry = cache.entry_dir(STAGE, spec.key)
+    if not cache.is_complete(entry):
+        return None
+    trained = TrainedModel(spec, entry, cache.read_meta(entry))
+    try:
+        if _sha256(entry / WEIGHTS) == trained.meta.get("weights_sha256"):
+            return trained
+    except OSError:
+        pass
+    cache.invalidate(entry)  # corrupted: never used
+    return None
+
+
 def train_or_load(profile: Profile, role: str, background: str, run: int, progress: bool = True) -> TrainedModel:
     """The cached model for (profile, role, background, run), training it if needed.
     A corrupted cached model is deleted and retrained, never used."""
+    found = cached_model(profile, role, background, run)
+    if found is not None:
+        return found
     spec = spec_for(profile, role, background, run)
     folder_data = store.ensure_dataset(profile, progress=progress)
-    entry = cache.entry_dir(STAGE, spec.key)
-    if cache.is_complete(entry):
-        trained = TrainedModel(spec, entry, cache.read_meta(entry))
-        try:
-            weights = entry / WEIGHTS
-            if _sha256(weights) == trained.meta.get("weights_sha256"):
-                return trained
-        except OSError:
-            pass
-        cache.invalidate(entry)  # corrupted: fall through and retrain
     folder = cache.cached(STAGE, spec.key, lambda tmp: train(spec, folder_data, tmp, progress))
     return TrainedModel(spec, folder, cache.read_meta(folder))
+
+
+def model_ids(profile: Profile) -> list[tuple[str, str, int]]:
+    """(role, background, run) of every model of the profile, in training order."""
+    return [(role, background, run) for background in BACKGROUNDS for role in ("classifier", "second", "unet")
+            for run in range(getattr(profile, role).runs)]
 
 
 def train_all(profile: Profile, progress: bool = True) -> list[TrainedModel]:
     """Every model of the profile: classifier runs and second architecture per
     background, and one U-Net per background."""
-    models = []
-    for background in BACKGROUNDS:
-        for role in ("classifier", "second", "unet"):
-            for run in range(getattr(profile, role).runs):
-                models.append(train_or_load(profile, role, background, run, progress))
-    return models
+    return [train_or_load(profile, role, background, run, progress) for role, background, run in model_ids(profile)]
 
 
 def accuracy_table(models: list[TrainedModel]):

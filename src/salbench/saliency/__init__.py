@@ -1,11 +1,11 @@
 """Saliency methods behind one registry: ``explain(model, x_batch, method, **params)``.
 
-Importing this package switches the whole process to TensorFlow graph mode
-(``tf.compat.v1.disable_eager_execution()``), which iNNvestigate 2.x needs; it is the
-only place in salbench that does so and the only importer of iNNvestigate. Import it
-*before* building or loading the models you want to explain (a model built in eager
-mode raises `ModelKindError`). Keras functional models build, load and predict as
-usual in graph mode; training needs ``keras.optimizers.legacy.*``.
+iNNvestigate 2.x needs TensorFlow graph mode for the whole process. Importing this
+package changes nothing: call `use_graph_mode()` (idempotent) *before* building or
+loading the models you want to explain; explaining with a model in eager mode raises
+`GraphModeError`, which says so. Keras functional models build, load and predict as
+usual in graph mode; training needs ``keras.optimizers.legacy.*`` there (salbench
+trains in an eager process instead: `salbench.pipeline.models`).
 
 Conventions (every method follows them; details in each method's docstring):
 
@@ -20,7 +20,7 @@ Conventions (every method follows them; details in each method's docstring):
   attributions are summed (Tomsett's sensitivity takes the channel-wise max of
   |grad| instead; for our 1-channel images both are the identity). Maps are raw:
   no absolute value, normalisation or clipping unless the method's formula has it
-  (see `maps.pair_grayscale` for Arun et al.'s display/scoring transform).
+  (see `salbench.metrics.similarity.pair_grayscale` for Arun et al.'s display/scoring transform).
 * A map with NaN or Inf raises `NonFiniteMapError` naming the method and samples.
 
 Methods by paper (``list_methods(paper)``): Budding et al. 2021 (iNNvestigate:
@@ -34,16 +34,20 @@ baseline: unet).
 
 from __future__ import annotations
 
+import innvestigate  # noqa: F401  (the project's only iNNvestigate import site; fine in eager mode)
+import numpy as np
 import tensorflow as tf
 
-tf.compat.v1.disable_eager_execution()  # before any model is built: iNNvestigate needs graph mode
-
-import innvestigate  # noqa: E402,F401  (the project's only iNNvestigate import site)
-import numpy as np  # noqa: E402
-
-from salbench.saliency import registry  # noqa: E402
-from salbench.saliency.methods_common import ModelKindError, check_input, clear_cache  # noqa: E402
-from salbench.saliency.registry import (  # noqa: E402
+from salbench.registry import PAPERS
+from salbench.saliency import registry
+from salbench.saliency.methods_common import (
+    GraphModeError,
+    ModelKindError,
+    check_input,
+    clear_cache,
+    require_graph_mode,
+)
+from salbench.saliency.registry import (
     METHODS,
     Method,
     MethodParameterError,
@@ -51,24 +55,25 @@ from salbench.saliency.registry import (  # noqa: E402
     UnknownMethodError,
     register,
 )
-from salbench.saliency import (  # noqa: E402,F401  (importing registers the methods)
-    methods_baselines, methods_gradients, methods_innvestigate, methods_shap,
+from salbench.saliency import (  # noqa: F401  (importing registers the methods)
+    methods_baselines, methods_gradients, methods_innvestigate, methods_shap, pattern,
 )
+from salbench.saliency.maps import compute_maps
 
-try:  # PatternNet / PatternAttribution register themselves when their module exists
-    from salbench.saliency import pattern  # noqa: F401
-except ImportError as err:  # only a missing module is tolerated; errors inside it are not
-    if getattr(err, "name", None) != f"{__name__}.pattern":
-        raise
 
-from salbench.saliency.maps import cached_maps, compute_maps, pair_grayscale  # noqa: E402
+def use_graph_mode() -> None:
+    """Switch this process to TensorFlow graph mode, as iNNvestigate needs; idempotent.
 
-PAPERS = ("budding", "tomsett", "arun")
+    Call it before building or loading any model to explain. Models built before the
+    switch belong to eager mode and cannot be explained (`GraphModeError`)."""
+    if tf.executing_eagerly():
+        tf.compat.v1.disable_eager_execution()
+
 
 __all__ = [
-    "explain", "compute_maps", "cached_maps", "list_methods", "get_method", "pair_grayscale",
-    "clear_cache", "register", "Method", "METHODS", "PAPERS",
-    "UnknownMethodError", "MethodParameterError", "NonFiniteMapError", "ModelKindError",
+    "explain", "compute_maps", "list_methods", "get_method", "use_graph_mode",
+    "require_graph_mode", "clear_cache", "register", "Method", "METHODS", "PAPERS",
+    "UnknownMethodError", "MethodParameterError", "NonFiniteMapError", "ModelKindError", "GraphModeError",
 ]
 
 
@@ -81,8 +86,6 @@ def list_methods(paper: str | None = None) -> list[str]:
     """Sorted method names, all or those of one paper ("budding", "tomsett", "arun")."""
     if paper is None:
         return sorted(METHODS)
-    if paper not in PAPERS:
-        raise ValueError(f"paper={paper!r} is not valid; choose one of {list(PAPERS)}")
     return sorted(registry.methods_of(paper))
 
 

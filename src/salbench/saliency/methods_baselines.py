@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from salbench.batching import map_batches
 from salbench.saliency.methods_common import check_segmenter, entry, image_seed, MAX_ROWS_PER_CALL
 from salbench.saliency.registry import register
 
@@ -65,5 +66,4 @@ def unet(model, x_batch):
 
         fn = keras.backend.function([model.inputs[0]], [model.outputs[0]])
         e.functions["unet"] = fn
-    out = [fn([x_batch[i:i + MAX_ROWS_PER_CALL]])[0] for i in range(0, len(x_batch), MAX_ROWS_PER_CALL)]
-    return np.concatenate(out)[..., 0].astype(np.float32)
+    return map_batches(lambda b: fn([b])[0], x_batch, MAX_ROWS_PER_CALL)[..., 0].astype(np.float32)

@@ -29,6 +29,7 @@ from tensorflow import keras
 
 import innvestigate
 
+from salbench.batching import batch_slices, map_batches
 from salbench.saliency.registry import MethodParameterError
 
 # How many models keep their softmax-free copy, analyzers and gradient functions.
@@ -43,6 +44,19 @@ MAX_ROWS_PER_CALL = 64
 
 class ModelKindError(TypeError):
     """A method was given the wrong kind of model (classifier vs segmentation)."""
+
+
+class GraphModeError(RuntimeError):
+    """Something that needs TensorFlow graph mode found the process in eager mode."""
+
+
+def require_graph_mode(what: str = "this") -> None:
+    """Raise `GraphModeError` (saying what to call) unless the process is in graph mode."""
+    if tf.executing_eagerly():
+        raise GraphModeError(
+            f"{what} needs TensorFlow graph mode (iNNvestigate): call salbench.saliency.use_graph_mode() "
+            "first, then build or load the model to explain"
+        )
 
 
 class _Entry:
@@ -71,6 +85,13 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+def forget(model) -> None:
+    """Drop the cached pieces of one model (e.g. a model the caller evicts)."""
+    e = _CACHE.get(id(model))
+    if e is not None and e.model is model:
+        del _CACHE[id(model)]
+
+
 def entry(model) -> _Entry:
     """The cache entry of `model` (least recently used entries are dropped)."""
     graph = tf.compat.v1.get_default_graph()
@@ -92,6 +113,7 @@ def entry(model) -> _Entry:
 
 
 def _check_graph_model(model) -> None:
+    require_graph_mode("explaining a model")
     if not isinstance(model, keras.Model):
         raise ModelKindError(f"expected a Keras model, got {type(model).__name__}")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -104,8 +126,8 @@ def _check_graph_model(model) -> None:
     if graph is None or graph is not tf.compat.v1.get_default_graph():
         raise ModelKindError(
             f"model {model.name!r} was not built in the current TensorFlow graph. It was probably "
-            "built or loaded before `import salbench.saliency` switched the process to graph mode "
-            "(or before keras.backend.clear_session()). Import salbench.saliency first, then "
+            "built or loaded before salbench.saliency.use_graph_mode() switched the process to graph "
+            "mode (or before keras.backend.clear_session()). Call use_graph_mode() first, then "
             "build or load the model."
         )
 
@@ -189,8 +211,7 @@ def logits(model, x: np.ndarray) -> np.ndarray:
         lm = e.logit_model
         fn = keras.backend.function([lm.inputs[0]], [lm.outputs[0]])
         e.functions["logits"] = fn
-    out = [fn([x[i:i + MAX_ROWS_PER_CALL]])[0] for i in range(0, len(x), MAX_ROWS_PER_CALL)]
-    return np.concatenate(out, axis=0)
+    return map_batches(lambda b: fn([b])[0], x, MAX_ROWS_PER_CALL)
 
 
 def check_target(target, n: int, n_classes: int):
@@ -286,8 +307,8 @@ def input_gradients(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     targets = np.asarray(targets, dtype=np.int32)
     out = np.empty(x.shape, dtype=np.float32)
-    for i in range(0, len(x), MAX_ROWS_PER_CALL):
-        out[i:i + MAX_ROWS_PER_CALL] = fn([x[i:i + MAX_ROWS_PER_CALL], targets[i:i + MAX_ROWS_PER_CALL]])[0]
+    for s in batch_slices(len(x), MAX_ROWS_PER_CALL):
+        out[s] = fn([x[s], targets[s]])[0]
     return out
 
 
@@ -357,8 +378,8 @@ def conv_values_and_gradients(model, x: np.ndarray, targets: np.ndarray, layer: 
         fn = keras.backend.function([inp, idx], [t, g])
         e.functions[fkey] = fn
     vals, grads = [], []
-    for i in range(0, len(x), MAX_ROWS_PER_CALL):
-        v, g = fn([x[i:i + MAX_ROWS_PER_CALL], targets[i:i + MAX_ROWS_PER_CALL]])
+    for s in batch_slices(len(x), MAX_ROWS_PER_CALL):
+        v, g = fn([x[s], targets[s]])
         vals.append(v)
         grads.append(g)
     return np.concatenate(vals), np.concatenate(grads)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from salbench.batching import batch_slices
 from salbench.saliency.methods_common import (
     MAX_ROWS_PER_CALL,
     call_model_function_factory,
@@ -93,7 +94,7 @@ def _smoothed(values: np.ndarray, magnitude: bool) -> np.ndarray:
     return (v * v).mean(axis=0) if magnitude else v.mean(axis=0)
 
 
-@register("smoothgrad", signed=False, papers=("arun",))
+@register("smoothgrad", signed=False, papers=("arun",), profile_params={"nsamples": "saliency.nsamples"})
 def smoothgrad(model, x_batch, *, stdev_spread=0.15, nsamples=25, magnitude=True, seed=0, target=None):
     """SmoothGrad (Smilkov et al. 2017), PAIR ``GradientSaliency.GetSmoothedMask``.
 
@@ -116,7 +117,7 @@ def smoothgrad(model, x_batch, *, stdev_spread=0.15, nsamples=25, magnitude=True
     return reduce_channels(_smoothed(grads, magnitude))
 
 
-@register("integrated_gradients", signed=True, papers=("arun",))
+@register("integrated_gradients", signed=True, papers=("arun",), profile_params={"x_steps": "saliency.ig_steps"})
 def integrated_gradients(model, x_batch, *, x_steps=10, baseline=0.0, target=None):
     """Integrated gradients (Sundararajan et al. 2017), PAIR ``IntegratedGradients.GetMask``.
 
@@ -136,7 +137,8 @@ def integrated_gradients(model, x_batch, *, x_steps=10, baseline=0.0, target=Non
     return reduce_channels(stacked_ig(model, x_batch, targets, base, int(x_steps)))
 
 
-@register("smooth_ig", signed=False, papers=("arun",))
+@register("smooth_ig", signed=False, papers=("arun",),
+          profile_params={"nsamples": "saliency.nsamples", "x_steps": "saliency.ig_steps"})
 def smooth_ig(model, x_batch, *, x_steps=10, baseline=0.0, stdev_spread=0.15, nsamples=25, magnitude=True,
               seed=0, target=None):
     """Smooth integrated gradients (SmoothGrad over IG), PAIR
@@ -162,8 +164,7 @@ def smooth_ig(model, x_batch, *, x_steps=10, baseline=0.0, stdev_spread=0.15, ns
     chunk = MAX_ROWS_PER_CALL
     t_all = np.tile(targets, nsamples)
     igs = np.concatenate([
-        stacked_ig(model, noisy[i:i + chunk], t_all[i:i + chunk], base[i:i + chunk], int(x_steps))
-        for i in range(0, len(noisy), chunk)
+        stacked_ig(model, noisy[s], t_all[s], base[s], int(x_steps)) for s in batch_slices(len(noisy), chunk)
     ]).reshape((nsamples, n) + x_batch.shape[1:])
     return reduce_channels(_smoothed(igs, magnitude))
 
@@ -214,7 +215,7 @@ def guided_grad_cam(model, x_batch, *, layer=None, target=None):
     Arun used; channels summed, signed) times the `grad_cam` map (PAIR, normalised to
     [0, 1] and resized), elementwise, for the same class c. Arun's code multiplied the
     two after PAIR's ``VisualizeImageGrayscale`` (|.| clipped at the 99th percentile);
-    `maps.pair_grayscale` applies that to any map.
+    `salbench.metrics.similarity.pair_grayscale` applies that to any map.
     Sign: signed (the sign of guided backprop).
     Channels: summed (guided backprop) before the product.
     Parameters: layer=None (Grad-CAM layer name), target=None.
@@ -225,7 +226,7 @@ def guided_grad_cam(model, x_batch, *, layer=None, target=None):
     return (gbp * _grad_cam_maps(model, x_batch, targets, layer)).astype(np.float32)
 
 
-@register("xrai", signed=False, papers=("arun",))
+@register("xrai", signed=False, papers=("arun",), profile_params={"steps": "saliency.xrai_steps"})
 def xrai(model, x_batch, *, steps=100, algorithm="full", area_threshold=1.0, target=None):
     """XRAI (Kapishnikov et al. 2019), PAIR ``XRAI.GetMask`` with its defaults.
 

@@ -39,7 +39,7 @@ def gradient(model, x_batch, *, target=None):
     the input; c = argmax of the logits (iNNvestigate "max_activation") or `target`.
     Sign: signed (positive = increasing x increases logit c).
     Channels: summed. Arun's code later took |.| and clipped at the 99th percentile
-    for display and scoring (`salbench.saliency.maps.pair_grayscale`); not done here.
+    for display and scoring (`salbench.metrics.similarity.pair_grayscale`); not done here.
     Parameters: target (None | int | one int per sample).
     """
     return reduce_channels(_run("gradient", model, x_batch, target))

@@ -42,7 +42,7 @@ def _explainer(model, background: np.ndarray):
     return cache[digest]
 
 
-@register("deep_shap", signed=True, papers=("tomsett",))
+@register("deep_shap", signed=True, papers=("tomsett",), resources={"background": "shap_background"})
 def deep_shap(model, x_batch, *, background=None, target=None):
     """DeepSHAP (shap.DeepExplainer), Tomsett et al. 2020's "SHAP".
 

@@ -85,7 +85,7 @@ Usage::
 
 Patterns remember a fingerprint of the weights they were fitted on; using them with
 other weights (e.g. after cascading randomization) raises unless
-``check_weights=False``. Both TF1 graph mode (as run by ``salbench.saliency``) and
+``check_weights=False``. Both TF1 graph mode (``salbench.saliency.use_graph_mode()``) and
 eager mode (via ``tf.function``) are supported.
 """
 
@@ -94,7 +94,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +103,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
+from salbench.atomic import atomic_path
+from salbench.batching import batch_slices
 from salbench.saliency.registry import MethodParameterError, register
 
 __all__ = [
@@ -414,7 +415,7 @@ def _compiled(model: keras.Model, steps: list[_Step], key: str):
         if graph is None:
             raise TypeError(
                 f"model {model.name!r} was built in eager mode but eager execution is now off; build or load "
-                "the model after `import salbench.saliency` (which switches to graph mode)"
+                "the model after salbench.saliency.use_graph_mode()"
             )
         with graph.as_default():
             phs = [tf.compat.v1.placeholder(d, s) for s, d in specs]
@@ -520,16 +521,8 @@ class Patterns:
                 v = getattr(lp, k)
                 if v is not None:
                     arrays[f"{i}.{k}"] = np.asarray(v)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod
@@ -623,8 +616,8 @@ def fit_patterns(
     n_images = 0
     for batch in batches:
         x = _prepare_x(model, batch)
-        for i in range(0, len(x), chunk_size):
-            outs = fn(x[i:i + chunk_size])
+        for s in batch_slices(len(x), chunk_size):
+            outs = fn(x[s])
             outs = [np.asarray(o, dtype=np.float64) for o in outs]
             acc = outs if acc is None else [a + o for a, o in zip(acc, outs)]
         n_images += len(x)
@@ -741,15 +734,14 @@ def pattern_backward(
     n_out = int(model.outputs[0].shape[-1])
     t = _targets(target, len(x), n_out)
     fn = _compiled(model, steps, "backward")
-    sig = [fn(x[i:i + EXPLAIN_CHUNK], t[i:i + EXPLAIN_CHUNK], *kernels)[0]
-           for i in range(0, len(x), EXPLAIN_CHUNK)]
+    sig = [fn(x[s], t[s], *kernels)[0] for s in batch_slices(len(x), EXPLAIN_CHUNK)]
     sig = np.concatenate(sig, axis=0) if sig else np.zeros_like(x)
     if return_signal:
         return sig.astype(np.float32)
     return sig.sum(axis=-1).astype(np.float32)
 
 
-@register("patternnet", signed=True, papers=("budding",))
+@register("patternnet", signed=True, papers=("budding",), resources={"patterns": "patterns"})
 def patternnet(model, x_batch, *, patterns=None, target=None, estimator="two_component", check_weights=True):
     """PatternNet (Kindermans et al. 2017): the signal of the explained logit, back-projected with patterns.
 
@@ -767,7 +759,7 @@ def patternnet(model, x_batch, *, patterns=None, target=None, estimator="two_com
                             estimator=estimator, check_weights=check_weights)
 
 
-@register("patternattribution", signed=True, papers=("budding",))
+@register("patternattribution", signed=True, papers=("budding",), resources={"patterns": "patterns"})
 def patternattribution(model, x_batch, *, patterns=None, target=None, estimator="two_component",
                        check_weights=True):
     """PatternAttribution (Kindermans et al. 2017): relevance back-propagated with weights W (.) a.

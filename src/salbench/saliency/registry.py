@@ -1,73 +1,41 @@
-"""The method registry: a name -> a function computing maps for a batch.
+"""The saliency-method registry: a name -> a function computing maps for a batch.
 
-Methods register with `@register(name, ...)`; `explain` (in `salbench.saliency`)
-looks them up, rejects unknown names and parameters, and checks the result.
+Methods register with `@register(name, ...)` (a `salbench.registry.Registry` of kind
+"saliency method"); `explain` (in `salbench.saliency`) looks them up, rejects unknown
+names and parameters, and checks the result.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 
 from salbench.errors import NonFiniteMapError  # noqa: F401 (re-exported)
+from salbench.registry import Entry, ParameterError, Registry, UnknownEntryError
+
+UnknownMethodError = UnknownEntryError
+MethodParameterError = ParameterError
+Method = Entry
+
+METHODS = Registry("saliency method")
 
 
-class UnknownMethodError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
+def register(name: str, *, signed: bool, papers: tuple[str, ...], needs_model: bool = True, version: int = 1,
+             profile_params=None, resources=None):
+    """Register `fn(model, x_batch, **params)`; its keyword defaults are the method's parameters.
 
-
-class MethodParameterError(TypeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    fn: Callable  # fn(model, x_batch, **params) -> (N, H, W) array
-    signed: bool  # maps carry a meaningful sign (draw with a diverging colormap)
-    papers: tuple[str, ...]  # "budding", "tomsett", "arun"
-    needs_model: bool = True
-    defaults: dict = field(default_factory=dict)
-    doc: str = ""
-
-
-METHODS: dict[str, Method] = {}
-
-
-def register(name: str, *, signed: bool, papers: tuple[str, ...], needs_model: bool = True):
-    """Register `fn(model, x_batch, **params)`; its keyword defaults are the method's parameters."""
-
-    def deco(fn):
-        if name in METHODS:
-            raise ValueError(f"method {name!r} registered twice")
-        sig = inspect.signature(fn)
-        defaults = {
-            k: p.default for k, p in sig.parameters.items()
-            if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-        }
-        METHODS[name] = Method(name, fn, signed, papers, needs_model, defaults, inspect.getdoc(fn) or "")
-        return fn
-
-    return deco
+    `version` enters the cache key of this method's maps only; `profile_params` maps a
+    parameter to the profile setting that supplies it, `resources` to what a stage
+    must build for it (see `salbench.registry.Entry`)."""
+    return METHODS.register(name, papers=papers, needs_model=needs_model, version=version, signed=signed,
+                            profile_params=profile_params, resources=resources)
 
 
 def get(name: str) -> Method:
-    if name not in METHODS:
-        raise UnknownMethodError(f"unknown saliency method {name!r}; valid methods: {sorted(METHODS)}")
     return METHODS[name]
 
 
 def check_params(method: Method, params: dict) -> dict:
-    unknown = sorted(set(params) - set(method.defaults))
-    if unknown:
-        raise MethodParameterError(
-            f"method {method.name!r} has no parameter(s) {unknown}; valid: {sorted(method.defaults)}"
-        )
-    return {**method.defaults, **params}
+    return method.check_params(params)
 
 
 def check_finite(name: str, maps: np.ndarray, sample_ids=None) -> None:
@@ -79,4 +47,4 @@ def check_finite(name: str, maps: np.ndarray, sample_ids=None) -> None:
 
 
 def methods_of(paper: str) -> list[str]:
-    return [m.name for m in METHODS.values() if paper in m.papers]
+    return METHODS.of_paper(paper)

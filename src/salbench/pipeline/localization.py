@@ -15,10 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from salbench import metrics, stats
+from salbench import metrics, outputs, plots, stats
+from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
-from salbench.saliency import registry, stage
+from salbench.pipeline import maps as maps_stage
+from salbench.pipeline.models import ModelSet
+from salbench.pipeline.selection import SPLIT, randomized_indices, scored_indices
+from salbench.saliency import registry
 
 METRIC_COLUMNS = ("roc_auc", "ap", "prec99", "auprc")
 AVG_MASK = "avg_mask"
@@ -35,18 +39,7 @@ VERDICT_METRICS = ("auprc", "ap")
 # Holm across the (method, baseline) comparisons of one background and metric,
 # as Arun et al.'s Tukey contrasts adjusted across their comparisons.
 P_ADJUST = "holm"
-
-
-def scored_indices(profile: Profile) -> np.ndarray:
-    lesion_idx, _ = stage.explained_indices(profile)
-    return lesion_idx[: profile.localization.n_images]
-
-
-def randomized_indices(profile: Profile) -> np.ndarray:
-    """The scored images that also get randomized-weights maps (a prefix, so pairs stay paired)."""
-    n = profile.localization.n_randomized_images
-    idx = scored_indices(profile)
-    return idx if n is None else idx[:n]
+GT_READ_BATCH = 512
 
 
 def average_mask(profile: Profile) -> np.ndarray:
@@ -54,7 +47,7 @@ def average_mask(profile: Profile) -> np.ndarray:
     batches = []
     for split in ("train", "val"):
         with store.open_split(profile, split) as r:
-            batches += [r.gt(slice(i, min(i + 512, len(r)))) for i in range(0, len(r), 512)]
+            batches += [r.gt(s) for s in batch_slices(len(r), GT_READ_BATCH)]
     return metrics.average_mask(batches)
 
 
@@ -65,10 +58,10 @@ def _score(maps: np.ndarray, gt: np.ndarray, mask: np.ndarray, ids: np.ndarray) 
     return df.assign(constant_map=[bool(v.size) and bool(v.max() == v.min()) for v in scored])
 
 
-def score_background(profile: Profile, models: stage.ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
+def score_background(profile: Profile, models: ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
     idx = scored_indices(profile)
     n_rand = len(randomized_indices(profile))
-    with store.open_split(profile, stage.SPLIT) as ho:
+    with store.open_split(profile, SPLIT) as ho:
         gt, mask = ho.gt(idx), ho.mask(idx)
     frames = []
 
@@ -77,17 +70,19 @@ def score_background(profile: Profile, models: stage.ModelSet, background: str, 
         df = _score(maps, gt[:n], mask[:n], idx[:n])
         frames.append(df.assign(background=background, model=model_kind, method=method))
 
+    trained, randomized = models.trained(background), models.randomized(background)
     for method in methods:
         m = registry.get(method)
         if method == UNET:
-            add("baseline", UNET, stage.maps_for(profile, models, background, UNET, idx, progress=progress))
+            add("baseline", UNET, maps_stage.maps_for(profile, models, models.trained(background, "unet"), UNET, idx,
+                                                      progress=progress))
             continue
         if not m.needs_model:
-            add("baseline", method, stage.maps_for(profile, models, background, method, idx, progress=progress))
+            add("baseline", method, maps_stage.maps_for(profile, models, trained, method, idx, progress=progress))
             continue
-        add("trained", method, stage.maps_for(profile, models, background, method, idx, progress=progress))
+        add("trained", method, maps_stage.maps_for(profile, models, trained, method, idx, progress=progress))
         add("randomized", method,
-            stage.maps_for(profile, models, background, method, idx[:n_rand], randomized=True, progress=progress))
+            maps_stage.maps_for(profile, models, randomized, method, idx[:n_rand], progress=progress))
     avg = np.broadcast_to(average_mask(profile), gt.shape).astype(np.float32)
     add("baseline", AVG_MASK, avg)
     add("baseline", CONSTANT, np.ones(gt.shape, np.float32))
@@ -95,7 +90,9 @@ def score_background(profile: Profile, models: stage.ModelSet, background: str, 
     return df[["background", "model", "method", "image", *METRIC_COLUMNS, "constant_map"]]
 
 
-def score_all(profile: Profile, models: stage.ModelSet, methods, progress=True) -> pd.DataFrame:
+def score_all(profile: Profile, models: ModelSet, methods=None, progress=True) -> pd.DataFrame:
+    """Per-image scores of `methods` (default: every registered method) on both backgrounds."""
+    methods = maps_stage.all_methods() if methods is None else methods
     return pd.concat([score_background(profile, models, bg, methods, progress) for bg in BACKGROUNDS],
                      ignore_index=True)
 
@@ -149,3 +146,52 @@ def pass_table(scores: pd.DataFrame, profile: Profile, metrics_: tuple[str, ...]
             verdicts.append(res.table.assign(background=background))
             tukeys.append(res.tukey.assign(background=background, metric=metric))
     return pd.concat(verdicts, ignore_index=True), pd.concat(tukeys, ignore_index=True)
+
+
+# ---------------------------------------------------------------------- published tables and figures
+
+TABLE_NAMES = ("localization_scores", "localization_summary", "localization_randomization", "localization_tukey",
+               "localization_mixed_models")
+HEADLINE_COLUMNS = ["background", "method", "n_images", "n_constant_maps", "mean_roc_auc", "mean_ap", "mean_prec99",
+                    "mean_auprc", "auprc_vs_low", "auprc_vs_high", "ap_vs_low", "ap_vs_high"]
+
+
+def tables(scores: pd.DataFrame, profile: Profile) -> dict[str, pd.DataFrame]:
+    """Every localization table of the run, by its published name."""
+    summary_long = summary(scores, profile)
+    verdicts, tukey = pass_table(scores, profile)
+    return {
+        "localization_scores": scores,
+        "localization_summary": summary_table(summary_long, verdicts, scores),
+        "localization_randomization": randomization_summary(scores, profile),
+        "localization_tukey": tukey,
+        "localization_mixed_models": verdicts,
+        "localization_summary_long": summary_long,  # for the figures; not published
+    }
+
+
+def write_tables(tabs: dict[str, pd.DataFrame], profile: Profile) -> dict[str, object]:
+    """Write the published tables (formats and keys from `salbench.tables`)."""
+    return {name: outputs.save_table(tabs[name], name, profile) for name in TABLE_NAMES}
+
+
+def headline(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The trained classifier's rows of the summary: means and verdicts, rounded for display."""
+    table = tabs["localization_summary"]
+    return table[table.model == "trained"][HEADLINE_COLUMNS].round(3)
+
+
+def figure2(tabs: dict[str, pd.DataFrame], background: str, methods=None):
+    """Budding et al.'s Figure 2 for one background (trained classifier)."""
+    long = tabs["localization_summary_long"]
+    trained = long[(long.model == "trained") & (long.background == background)]
+    return plots.budding_figure2(trained, maps_stage.all_methods() if methods is None else methods, background)
+
+
+def auprc_figure(tabs: dict[str, pd.DataFrame], background: str):
+    """Arun et al.'s AUPRC box plot against the low and high baselines (and the constant map)."""
+    return plots.auprc_boxplot(tabs["localization_scores"], background, LOW, HIGH, constant=CONSTANT)
+
+
+def randomization_figure(tabs: dict[str, pd.DataFrame], metric: str = "auprc"):
+    return plots.trained_vs_random(tabs["localization_randomization"], metric)

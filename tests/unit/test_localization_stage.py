@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from salbench.config import load_profile
-from salbench.saliency import localization_stage as loc
+from salbench.pipeline import localization as loc
+from salbench.pipeline import selection
 
 
 def _scores():
@@ -35,7 +36,7 @@ def test_randomization_summary_uses_only_images_with_randomized_maps():
 
 def test_randomized_indices_are_a_prefix_of_scored_indices():
     profile = load_profile("quick", localization__n_randomized_images=7)
-    scored, rand = loc.scored_indices(profile), loc.randomized_indices(profile)
+    scored, rand = selection.scored_indices(profile), selection.randomized_indices(profile)
     assert len(scored) == profile.localization.n_images and len(rand) == 7
     np.testing.assert_array_equal(rand, scored[:7])
 

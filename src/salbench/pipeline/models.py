@@ -1,0 +1,264 @@
+"""The model set of a profile and its variants: trained runs, and copies with some
+layers re-initialised (full randomization, cascades top-down and bottom-up, one layer
+at a time), for every stage that explains or scores a model.
+
+A `ModelVariant` is a frozen value naming a model; `ModelSet.key(variant)` is its
+cache key (maps and patterns of a variant are cached under it). Re-initialisation
+uses each layer's own initializer seeded by (profile seed, trained model, layer name,
+weight name), so a layer gets the same random weights at every step of every
+cascade, and two variants that re-draw the same layers are the same model (they share
+one key). BatchNorm layers are reset to their initial state: gamma, beta and the
+moving statistics (`salbench.models.architectures.random_weights`).
+
+Loaded models: one Keras object per trained model, at most `MAX_LOADED` at a time
+(least recently used evicted); a variant is made by assigning weights to that object
+in place, so a 10-step cascade holds one model, and saliency's per-model analyzers
+are built once. A model returned by `model(variant)` shows that variant until the
+next `model()` call for the same trained model.
+
+Training needs eager mode and the analyses graph mode: a `ModelSet` made in graph mode
+trains missing models in a child Python process (eager), then loads them.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from salbench import config, seeding
+from salbench.batching import map_batches
+from salbench.config import Profile
+from salbench.models import architectures, training
+from salbench.saliency import require_graph_mode
+from salbench.saliency import methods_common
+
+ROLES = ("classifier", "second", "unet")
+ORDERS = ("trained", "randomized", "top_down", "bottom_up", "single")
+# Bump when re-initialisation changes the weights a variant gets.
+REINIT_VERSION = 2
+# Keras model objects kept loaded (one per trained model).
+MAX_LOADED = 3
+PREDICT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """One model to explain: a trained run, with the layers in `reinit` re-initialised.
+
+    `order` and `step` say where the variant sits in a family (``top_down`` step k:
+    the top k weight layers re-drawn; ``bottom_up`` step k: the bottom k; ``single``
+    step k: only the k-th layer from the top); they label tables and do not enter
+    the cache key."""
+
+    role: str
+    background: str
+    run: int
+    reinit: tuple[str, ...] = ()
+    order: str = "trained"
+    step: int = 0
+
+    def __post_init__(self):
+        config.check_choice("role", self.role, ROLES)
+        config.check_choice("background", self.background, config.BACKGROUNDS)
+        config.check_choice("order", self.order, ORDERS)
+
+    @property
+    def randomized(self) -> bool:
+        return bool(self.reinit)
+
+    @property
+    def label(self) -> str:
+        return self.order if self.order in ("trained", "randomized") else f"{self.order}/{self.step}"
+
+
+def _train_child(profile_file: str) -> None:
+    profile = pickle.loads(Path(profile_file).read_bytes())
+    training.train_all(profile)
+
+
+def train_in_child(profile: Profile) -> None:
+    """Train the profile's missing models in a child Python process (eager mode),
+    relaying its output; raise with its last lines if it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "profile.pkl"
+        path.write_bytes(pickle.dumps(profile))
+        cmd = [sys.executable, "-m", "salbench.pipeline.models", str(path)]
+        print("training the missing models in a child process (graph mode cannot train) ...", flush=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        tail: list[str] = []
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail = (tail + [line.rstrip()])[-15:]
+        if proc.wait() != 0:
+            raise RuntimeError("training in a child process failed (exit code "
+                               f"{proc.returncode}); its last lines:\n" + "\n".join(tail))
+
+
+def ensure_trained(profile: Profile, progress: bool = True) -> list[training.TrainedModel]:
+    """Every model of the profile, trained here (eager mode) or in a child process
+    (graph mode) where the cache lacks it."""
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return training.train_all(profile, progress=progress)
+    found = [training.cached_model(profile, *ids) for ids in training.model_ids(profile)]
+    if any(m is None for m in found):
+        train_in_child(profile)
+        found = [training.cached_model(profile, *ids) for ids in training.model_ids(profile)]
+        missing = [ids for ids, m in zip(training.model_ids(profile), found) if m is None]
+        if missing:
+            raise RuntimeError(f"models {missing} are still missing after training")
+    return found
+
+
+class ModelSet:
+    """The profile's trained models and their variants, loaded in this (graph-mode)
+    process on demand."""
+
+    def __init__(self, profile: Profile, progress: bool = True, trained_models=None):
+        """`trained_models` (tests): use these instead of the profile's cached models."""
+        require_graph_mode("ModelSet (it loads the models to explain)")
+        self.profile = profile
+        self.trained_models = ensure_trained(profile, progress) if trained_models is None else list(trained_models)
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._state: dict[str, tuple[str, ...]] = {}  # trained key -> layers now re-drawn
+        self._trained_weights: dict[str, dict[str, list]] = {}
+        self._random_weights: dict[tuple[str, str], list] = {}
+        self._functions: dict[tuple[int, str], object] = {}
+
+    # ------------------------------------------------------------------ naming
+
+    def runs(self, background: str, role: str = "classifier") -> list[training.TrainedModel]:
+        return [m for m in self.trained_models if m.spec.background == background and m.spec.role == role]
+
+    def selected_run(self, background: str, role: str = "classifier") -> int:
+        """The run analysed by default: the best on holdout (Budding et al.)."""
+        return training.selected(self.trained_models, background, role).spec.run
+
+    def trained_model(self, variant: ModelVariant) -> training.TrainedModel:
+        for m in self.runs(variant.background, variant.role):
+            if m.spec.run == variant.run:
+                return m
+        raise ValueError(f"{variant}: no such run; runs: {[m.spec.run for m in self.runs(variant.background, variant.role)]}")
+
+    def trained(self, background: str, role: str = "classifier", run: int | None = None) -> ModelVariant:
+        run = self.selected_run(background, role) if run is None else run
+        return ModelVariant(role, background, run)
+
+    def layers(self, variant: ModelVariant) -> list[str]:
+        """Weight layers of the variant's network, input to output."""
+        return architectures.weight_layers(self._base(self.trained_model(variant)))
+
+    def randomized(self, background: str, role: str = "classifier", run: int | None = None) -> ModelVariant:
+        """Every weight layer re-drawn."""
+        base = self.trained(background, role, run)
+        layers = self.layers(base)
+        return ModelVariant(role, background, base.run, tuple(layers), "randomized", len(layers))
+
+    def cascade(self, background: str, order: str, role: str = "classifier", run: int | None = None) -> list[ModelVariant]:
+        """Steps 1..L of a cascade over the L weight layers: ``top_down`` (Adebayo et al.;
+        Arun et al.: cumulatively from the output layer down), ``bottom_up`` (cumulatively
+        from the first layer up) or ``single`` (one layer at a time, from the top)."""
+        config.check_choice("order", order, ("top_down", "bottom_up", "single"))
+        base = self.trained(background, role, run)
+        layers = self.layers(base)
+        top_first = layers[::-1]
+        out = []
+        for k in range(1, len(layers) + 1):
+            chosen = {"top_down": top_first[:k], "bottom_up": layers[:k], "single": [top_first[k - 1]]}[order]
+            reinit = tuple(name for name in layers if name in chosen)
+            out.append(ModelVariant(role, background, base.run, reinit, order, k))
+        return out
+
+    def randomization_seed(self, trained: training.TrainedModel) -> int:
+        return seeding.stage_int_seed(self.profile.seed, f"randomize/{trained.key}")
+
+    def key(self, variant: ModelVariant) -> str:
+        trained = self.trained_model(variant)
+        if not variant.reinit:
+            return trained.key
+        return config.config_hash("variant", REINIT_VERSION, trained.key, sorted(variant.reinit),
+                                  self.randomization_seed(trained))
+
+    # ------------------------------------------------------------------ loading
+
+    def _base(self, trained: training.TrainedModel):
+        """The Keras object of a trained model (loaded once; LRU-evicted)."""
+        model = self._loaded.get(trained.key)
+        if model is None:
+            model = trained.load()
+            self._loaded[trained.key] = model
+            self._state[trained.key] = ()
+            self._trained_weights[trained.key] = {
+                name: model.get_layer(name).get_weights() for name in architectures.weight_layers(model)}
+            while len(self._loaded) > MAX_LOADED:
+                self._evict(next(iter(self._loaded)))
+        self._loaded.move_to_end(trained.key)
+        return model
+
+    def _evict(self, key: str) -> None:
+        model = self._loaded.pop(key)
+        methods_common.forget(model)
+        self._functions = {k: v for k, v in self._functions.items() if k[0] != id(model)}
+        self._state.pop(key, None)
+        self._trained_weights.pop(key, None)
+        self._random_weights = {k: v for k, v in self._random_weights.items() if k[0] != key}
+
+    def model(self, variant: ModelVariant):
+        """The Keras model of `variant` (weights assigned in place; see the module doc)."""
+        trained = self.trained_model(variant)
+        model = self._base(trained)
+        current = self._state[trained.key]
+        if current != variant.reinit:
+            unknown = sorted(set(variant.reinit) - set(self._trained_weights[trained.key]))
+            if unknown:
+                raise ValueError(f"{variant}: no weight layer(s) {unknown}; "
+                                 f"valid: {list(self._trained_weights[trained.key])}")
+            seed = self.randomization_seed(trained)
+            for name in set(current) ^ set(variant.reinit):
+                layer = model.get_layer(name)
+                if name in variant.reinit:
+                    rk = (trained.key, name)
+                    if rk not in self._random_weights:
+                        self._random_weights[rk] = architectures.random_weights(layer, seed)
+                    layer.set_weights(self._random_weights[rk])
+                else:
+                    layer.set_weights(self._trained_weights[trained.key][name])
+            self._state[trained.key] = variant.reinit
+        return model
+
+    def predict_fn(self, variant: ModelVariant, output: str = "probabilities", batch_size: int = PREDICT_BATCH):
+        """A batched callable x (N, H, W, 1) -> (N, K) of the variant's probabilities or
+        logits (the softmax-free model saliency explains), compiled once per model."""
+        from tensorflow import keras
+
+        config.check_choice("output", output, ("probabilities", "logits"))
+
+        def predict(x) -> np.ndarray:
+            model = self.model(variant)
+            key = (id(model), output)
+            fn = self._functions.get(key)
+            if fn is None:
+                if output == "logits":
+                    fn = lambda b: methods_common.logits(model, b)  # noqa: E731
+                else:
+                    compiled = keras.backend.function([model.inputs[0]], [model.outputs[0]])
+                    fn = lambda b: compiled([b])[0]  # noqa: E731
+                self._functions[key] = fn
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim == 3:
+                x = x[..., None]
+            return map_batches(fn, x, batch_size)
+
+        return predict
+
+
+if __name__ == "__main__":  # the child process of `train_in_child`
+    _train_child(sys.argv[1])

@@ -1,0 +1,120 @@
+"""Model variants: cascades re-draw exactly the layers they name, with the same random
+weights for a layer at every step, and leave every other weight trained."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from tensorflow import keras
+
+from salbench.config import load_profile
+from salbench.pipeline import models as pm
+
+pytestmark = pytest.mark.graph
+
+LAYERS = ["conv1", "conv2", "fc", "predictions"]
+
+
+def tiny_net():
+    inp = keras.Input((8, 8, 1))
+    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv1")(inp)
+    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv2")(z)
+    z = keras.layers.Flatten()(z)
+    z = keras.layers.Dense(4, activation="relu", kernel_initializer="he_normal", name="fc")(z)
+    out = keras.layers.Dense(2, activation="softmax", kernel_initializer="he_normal", name="predictions")(z)
+    return keras.Model(inp, out)
+
+
+@dataclass
+class Spec:
+    role: str = "classifier"
+    background: str = "perlin"
+    run: int = 0
+
+
+class FakeTrained:
+    """What ModelSet needs of a trained model: spec, key, load()."""
+
+    def __init__(self, seed=0):
+        self.spec, self.key = Spec(), f"fake-{seed}"
+        rng = np.random.default_rng(seed)
+        model = tiny_net()
+        self.weights = [rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()]
+
+    def load(self):
+        model = tiny_net()
+        model.set_weights(self.weights)
+        return model
+
+
+@pytest.fixture
+def models():
+    return pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained()])
+
+
+def weights_by_layer(model):
+    return {name: [w.copy() for w in model.get_layer(name).get_weights()] for name in LAYERS}
+
+
+def test_cascade_steps_redraw_exactly_the_named_layers(models):
+    trained = weights_by_layer(models.model(models.trained("perlin", run=0)))
+    steps = models.cascade("perlin", "top_down", run=0)
+    assert [v.step for v in steps] == [1, 2, 3, 4]
+    assert [v.reinit for v in steps] == [("predictions",), ("fc", "predictions"), ("conv2", "fc", "predictions"),
+                                         tuple(LAYERS)]
+    random_seen = {}
+    for variant in [*steps, *models.cascade("perlin", "bottom_up", run=0), *models.cascade("perlin", "single", run=0)]:
+        now = weights_by_layer(models.model(variant))
+        for name in LAYERS:
+            same = all(np.array_equal(a, b) for a, b in zip(now[name], trained[name]))
+            if name in variant.reinit:
+                assert not np.array_equal(now[name][0], trained[name][0]), (variant, name)
+                if name in random_seen:  # the same random weights at every step and order
+                    for a, b in zip(now[name], random_seen[name]):
+                        np.testing.assert_array_equal(a, b)
+                random_seen[name] = now[name]
+            else:
+                assert same, (variant, name)
+    # Back to the trained variant: every weight trained again.
+    back = weights_by_layer(models.model(models.trained("perlin", run=0)))
+    for name in LAYERS:
+        for a, b in zip(back[name], trained[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_variant_keys(models):
+    trained = models.trained("perlin", run=0)
+    full = models.randomized("perlin", run=0)
+    top, bottom = models.cascade("perlin", "top_down", run=0), models.cascade("perlin", "bottom_up", run=0)
+    assert models.key(trained) == "fake-0"
+    # The same layers re-drawn: the same model, whatever the family.
+    assert models.key(top[-1]) == models.key(bottom[-1]) == models.key(full)
+    keys = {models.key(v) for v in [*top, *bottom]}
+    assert len(keys) == 2 * len(LAYERS) - 1
+    with pytest.raises(ValueError, match="order"):
+        models.cascade("perlin", "sideways", run=0)
+
+
+def test_predict_fn_gives_probabilities_and_logits(models):
+    x = np.random.default_rng(1).uniform(size=(5, 8, 8)).astype(np.float32)
+    variant = models.randomized("perlin", run=0)
+    probs = models.predict_fn(variant, batch_size=2)(x)
+    logits = models.predict_fn(variant, "logits", batch_size=2)(x)
+    model = models.model(variant)
+    np.testing.assert_allclose(probs, model.predict(x[..., None], verbose=0), rtol=1e-5, atol=1e-6)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), probs, rtol=1e-4, atol=1e-6)
+    # The predict function keeps its variant even after another variant was loaded.
+    models.model(models.trained("perlin", run=0))
+    np.testing.assert_allclose(models.predict_fn(variant, batch_size=2)(x), probs, rtol=1e-6)
+
+
+def test_loaded_models_are_evicted(monkeypatch):
+    monkeypatch.setattr(pm, "MAX_LOADED", 2)
+    fakes = [FakeTrained(seed) for seed in range(3)]
+    for run, f in enumerate(fakes):
+        f.spec = Spec(run=run)
+    ms = pm.ModelSet(load_profile("smoke"), trained_models=fakes)
+    for run in range(3):
+        ms.model(ms.trained("perlin", run=run))
+    assert len(ms._loaded) == 2 and "fake-0" not in ms._loaded
