@@ -44,6 +44,9 @@ class Entry:
     defaults: Mapping = field(default_factory=dict)
     doc: str = ""
 
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
     def check_params(self, params: dict) -> dict:
         """`params` over the defaults; a name the entry does not take raises."""
         unknown = sorted(set(params) - set(self.defaults))
@@ -65,8 +68,9 @@ class Entry:
 class Registry(Mapping):
     """Name -> `Entry`, in registration order; `kind` names it in error messages."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, unknown_error: type[KeyError] = UnknownEntryError):
         self.kind = kind
+        self.unknown_error = unknown_error
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, *, papers: tuple[str, ...], needs_model: bool = True, version: int = 1,
@@ -95,7 +99,7 @@ class Registry(Mapping):
 
     def __getitem__(self, name: str) -> Entry:
         if name not in self._entries:
-            raise UnknownEntryError(f"unknown {self.kind} {name!r}; valid: {sorted(self._entries)}")
+            raise self.unknown_error(f"unknown {self.kind} {name!r}; valid: {sorted(self._entries)}")
         return self._entries[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -76,6 +76,7 @@ import pandas as pd
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from salbench.errors import NonFiniteMapError  # noqa: F401 (re-exported)
+from salbench.registry import Registry, UnknownEntryError
 
 PIXELS = ("brain", "all")
 ON_EMPTY = ("raise", "nan")
@@ -83,9 +84,8 @@ PREC99_TIES = ("strict", "interpolate")
 DEFAULT_METRICS = ("roc_auc", "ap", "prec99", "auprc")
 
 
-class UnknownMetricError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
+class UnknownMetricError(UnknownEntryError):
+    pass
 
 
 class EmptyGroundTruthError(ValueError):
@@ -300,12 +300,12 @@ def auprc(a, s, m=None, *, absolute: bool = True, pixels: str = "brain", on_empt
     return float("nan") if _undefined(px, None, on_empty) else _auprc(px)
 
 
-METRICS: dict[str, Callable[..., float]] = {
-    "roc_auc": roc_auc,
-    "ap": average_precision,
-    "prec99": prec99,
-    "auprc": auprc,
-}
+# The localization family: every metric scores one map against its mask, higher is better.
+METRICS = Registry("localization metric", unknown_error=UnknownMetricError)
+for _fn, _papers in ((roc_auc, ("budding",)), (average_precision, ("budding",)), (prec99, ("budding",)),
+                     (auprc, ("arun",))):
+    METRICS.register({"roc_auc": "roc_auc", "average_precision": "ap", "prec99": "prec99", "auprc": "auprc"}[_fn.__name__],
+                     papers=_papers, needs_model=False, higher_is_better=True)(_fn)
 
 _FROM_PIXELS: dict[str, Callable[..., float]] = {
     "roc_auc": lambda px, **kw: _roc_auc(px),
@@ -317,9 +317,7 @@ _FROM_PIXELS: dict[str, Callable[..., float]] = {
 
 def get_metric(name: str) -> Callable[..., float]:
     """The per-image function registered as ``name``; unknown names list the valid ones."""
-    if name not in METRICS:
-        raise UnknownMetricError(f"unknown localization metric {name!r}; valid metrics: {sorted(METRICS)}")
-    return METRICS[name]
+    return METRICS[name].fn
 
 
 # --------------------------------------------------------------------------- batches
