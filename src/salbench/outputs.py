@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from salbench import cache, paths, provenance
+from salbench import cache, paths, provenance, tables
 from salbench.config import Profile
 
 
@@ -43,21 +43,22 @@ def save_figure(fig, name: str, profile: Profile) -> Path:
     return path
 
 
-def save_table(df: pd.DataFrame, name: str, profile: Profile, float_digits: int = 4,
-               significant: bool = False) -> Path:
+def save_table(df: pd.DataFrame, name: str, profile: Profile) -> Path:
     """Save `df` as <name>.csv and a Markdown copy <name>.md in the run's table folder.
 
-    Floats get `float_digits` decimals, or `float_digits` significant digits with
-    ``significant=True`` (for p values, which fixed decimals would print as 0.0000)."""
-    _, tables = paths.output_dirs(profile.name, profile.publish)
-    fmt = f".{float_digits}{'g' if significant else 'f'}"
-    path = tables / f"{name}.csv"
+    `name` must be declared in `salbench.tables.SPECS`, which gives the number format;
+    a table whose key columns are missing or not unique is refused (ValueError)."""
+    spec = tables.get_spec(name)
+    spec.check(df)
+    _, folder = paths.output_dirs(profile.name, profile.publish)
+    fmt = spec.float_format
+    path = folder / f"{name}.csv"
     tmp = _tmp(path)
     df.to_csv(tmp, index=False, float_format=f"%{fmt}")
     os.replace(tmp, path)
-    md = tables / f"{name}.md"
+    md = folder / f"{name}.md"
     tmp = _tmp(md)
     tmp.write_text(df.to_markdown(index=False, floatfmt=fmt) + "\n")
     os.replace(tmp, md)
-    _record(tables, path.name, profile)
+    _record(folder, path.name, profile)
     return path
