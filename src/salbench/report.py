@@ -275,8 +275,8 @@ def ratio(t: Tables, model, method, over_model, over_method, metric, digits=0) -
 @number
 def range_means(t: Tables, model, metric, methods="all", digits=3) -> str:
     """Range of the exact means over both backgrounds and the methods of a set."""
-    return value_range([t.mean(bg, model, m, metric) for bg in _backgrounds(t) for m in _method_set(t, model, bg, methods)],
-                       digits)
+    means = [t.mean(bg, model, m, metric) for bg in _backgrounds(t) for m in _method_set(t, model, bg, methods)]
+    return value_range(means, digits)
 
 
 def _method_set(t: Tables, model, background, methods) -> list[str]:
@@ -364,7 +364,8 @@ def _rand(t: Tables, model, metric, constant="all") -> pd.DataFrame:
     if rows.empty:
         raise ReportError(f"localization_randomization has no rows for model {model!r}, metric {metric!r}")
     if constant == "exclude":
-        keep = [t.summary_row(bg, model, m)["n_constant_maps"] == 0 for bg, m in zip(rows["background"], rows["method"])]
+        keep = [t.summary_row(bg, model, m)["n_constant_maps"] == 0
+                for bg, m in zip(rows["background"], rows["method"])]
         rows = rows[np.asarray(keep, bool)]
     elif constant != "all":
         raise ReportError(f"constant={constant!r}: choose 'all' or 'exclude'")
