@@ -26,14 +26,18 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 setup: $(STAMP)  ## create .venv and install the pinned stack
 
-reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run)
+reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run), then refresh paper.md
 	$(BIN)/python -m salbench reproduce --profile $(PROFILE)
+	@if $(BIN)/python -c "import sys; from salbench.config import load_profile; sys.exit(not load_profile('$(PROFILE)').publish)"; \
+	then $(BIN)/python -m salbench report; \
+	else echo "profile $(PROFILE) does not publish tables/: paper.md left as it is"; fi
 
 test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke defaults
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-notebooks
 
-test-unit: $(STAMP)  ## unit and reference tests (eager-mode and graph-mode processes)
+test-unit: $(STAMP)  ## paper.md's generated numbers, unit and reference tests (eager-mode and graph-mode processes)
+	$(BIN)/python -m salbench report --check
 	$(BIN)/python -m pytest -q tests
 	SALBENCH_GRAPH_TESTS=1 $(BIN)/python -m pytest -q tests
 

@@ -109,8 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--tolerance", type=float, default=0.0,
                      help="largest absolute difference accepted in numeric columns (default 0: same machine)")
 
+    rpt = sub.add_parser("report", help="rewrite paper.md's generated numbers and tables from tables/*.csv")
+    rpt.add_argument("--check", action="store_true",
+                     help="rewrite nothing; exit 1 naming every generated part that differs from the tables")
+    rpt.add_argument("--paper", type=Path, default=None, help="default: paper.md")
+    rpt.add_argument("--tables", type=Path, default=None, help="default: tables/")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "report":
+            from salbench import report
+
+            return report.main(args.paper, args.tables, check_only=args.check)
         if args.command == "compare":
             from salbench import compare
 

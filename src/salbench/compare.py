@@ -2,9 +2,9 @@
 
 ``python -m salbench compare`` reads every ``tables/*.csv`` of this checkout and the
 same files of a reference (by default the committed ones, ``git show HEAD:tables/...``,
-or a folder), joins rows on each table's key columns and reports, per table, rows
-present on one side only, the largest absolute difference of every numeric column,
-and mismatches of the other columns (verdicts, flags).
+or a folder), joins rows on each table's key columns (``salbench.tables.SPECS``) and
+reports, per table, rows present on one side only, the largest absolute difference of
+every numeric column, and mismatches of the other columns (verdicts, flags).
 
 Tolerance: 0 by default, because the same profile and seed give the same tables on
 the same machine (bf16 training, thread scheduling and library versions may change
@@ -22,17 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from salbench import paths
+from salbench import paths, tables
 
-# Key columns of each published table: one row per key.
-TABLE_KEYS = {
-    "accuracy": ("background", "architecture", "role", "run"),
-    "localization_scores": ("background", "model", "method", "image"),
-    "localization_summary": ("background", "model", "method"),
-    "localization_mixed_models": ("background", "metric", "method", "baseline"),
-    "localization_tukey": ("background", "metric", "group1", "group2"),
-    "localization_randomization": ("background", "model", "method", "metric"),
-}
 # Wall-clock timings depend on machine load; the note holds fit warnings' text.
 NOT_COMPARED = frozenset({"seconds_per_epoch", "note"})
 
@@ -76,15 +67,12 @@ def compare_table(name: str, new: pd.DataFrame, reference: pd.DataFrame, toleran
     """Compare two versions of one table row by row on its key columns."""
     if tolerance < 0:
         raise ValueError(f"tolerance={tolerance}: must be >= 0")
-    if name not in TABLE_KEYS:
-        raise ValueError(f"table {name!r}: no key columns known; valid: {sorted(TABLE_KEYS)}")
-    keys = list(TABLE_KEYS[name])
+    if name not in tables.SPECS:
+        raise ValueError(f"table {name!r}: no key columns known; valid: {sorted(tables.SPECS)}")
+    spec = tables.SPECS[name]
+    keys = list(spec.keys)
     for side, df in (("this run", new), ("the reference", reference)):
-        absent = [k for k in keys if k not in df.columns]
-        if absent:
-            raise ValueError(f"table {name!r} in {side}: key column(s) {absent} missing")
-        if df.duplicated(keys).any():
-            raise ValueError(f"table {name!r} in {side}: duplicate rows for key {keys}")
+        spec.check(df, side)
     merged = new.merge(reference, on=keys, how="outer", suffixes=("", "__ref"), indicator=True)
     diff = TableDiff(name, only_new=int((merged["_merge"] == "left_only").sum()),
                      only_reference=int((merged["_merge"] == "right_only").sum()))
@@ -131,7 +119,7 @@ def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tole
         raise ValueError(f"tolerance={tolerance}: must be >= 0")
     tables_dir = Path(tables_dir) if tables_dir else paths.repo_root() / "tables"
     out = []
-    for name in TABLE_KEYS:
+    for name in tables.SPECS:
         path = tables_dir / f"{name}.csv"
         ref = _reference_csv(name, reference)
         if not path.exists() or ref is None:

@@ -3,11 +3,15 @@
 Publishing profiles (quick, paper) write to figures/ and tables/; smoke runs write
 to build/outputs/smoke/ so tests never touch the committed results. Each output
 folder holds provenance.json: for every file, the profile, git SHA, package
-versions and time that produced it.
+versions and time that produced it. A publishing run refuses to write on a tree
+with uncommitted code changes unless SALBENCH_ALLOW_DIRTY=1, in which case the
+diff is stored beside provenance.json (``provenance-<hash>.diff``) and named in
+the file's entry (``provenance.require_exact_code``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -15,17 +19,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from salbench import cache, paths, provenance
+from salbench import cache, paths, provenance, tables
 from salbench.config import Profile
 
 
-def _record(folder: Path, filename: str, profile: Profile) -> None:
+def _check_code(profile: Profile) -> str:
+    """A publishing run must record exact code: "" or the allowed diff (provenance)."""
+    return provenance.require_exact_code() if profile.publish else ""
+
+
+def _record(folder: Path, filename: str, profile: Profile, diff: str = "") -> None:
     log = folder / "provenance.json"
     entries = json.loads(log.read_text()) if log.exists() else {}
     rec = provenance.record(profile=profile.name, seed=profile.seed)
     rec.pop("created", None)  # keep provenance.json stable across identical reruns
+    if diff:
+        # Named by content: files written before and after an edit keep their own diff.
+        diff_name = f"provenance-{hashlib.sha256(diff.encode()).hexdigest()[:12]}.diff"
+        if not (folder / diff_name).exists():
+            tmp = _tmp(folder / diff_name)
+            tmp.write_text(diff)
+            os.replace(tmp, folder / diff_name)
+        rec["git_diff"] = diff_name
     entries[filename] = rec
     cache.write_json_atomic(log, dict(sorted(entries.items())))
+    used = {e.get("git_diff") for e in entries.values()}
+    for stale in folder.glob("provenance-*.diff"):
+        if stale.name not in used:
+            stale.unlink()
 
 
 def _tmp(path: Path) -> Path:
@@ -34,30 +55,33 @@ def _tmp(path: Path) -> Path:
 
 def save_figure(fig, name: str, profile: Profile) -> Path:
     """Save `fig` as <name>.png in the run's figure folder."""
+    diff = _check_code(profile)
     figures, _ = paths.output_dirs(profile.name, profile.publish)
     path = figures / f"{name}.png"
     tmp = _tmp(path)
     fig.savefig(tmp, metadata={"Software": None})  # no version/time stamps: byte-stable
     os.replace(tmp, path)
-    _record(figures, path.name, profile)
+    _record(figures, path.name, profile, diff)
     return path
 
 
-def save_table(df: pd.DataFrame, name: str, profile: Profile, float_digits: int = 4,
-               significant: bool = False) -> Path:
+def save_table(df: pd.DataFrame, name: str, profile: Profile) -> Path:
     """Save `df` as <name>.csv and a Markdown copy <name>.md in the run's table folder.
 
-    Floats get `float_digits` decimals, or `float_digits` significant digits with
-    ``significant=True`` (for p values, which fixed decimals would print as 0.0000)."""
-    _, tables = paths.output_dirs(profile.name, profile.publish)
-    fmt = f".{float_digits}{'g' if significant else 'f'}"
-    path = tables / f"{name}.csv"
+    `name` must be declared in `salbench.tables.SPECS`, which gives the number format;
+    a table whose key columns are missing or not unique is refused (ValueError)."""
+    spec = tables.get_spec(name)
+    spec.check(df)
+    diff = _check_code(profile)
+    _, folder = paths.output_dirs(profile.name, profile.publish)
+    fmt = spec.float_format
+    path = folder / f"{name}.csv"
     tmp = _tmp(path)
     df.to_csv(tmp, index=False, float_format=f"%{fmt}")
     os.replace(tmp, path)
-    md = tables / f"{name}.md"
+    md = folder / f"{name}.md"
     tmp = _tmp(md)
     tmp.write_text(df.to_markdown(index=False, floatfmt=fmt) + "\n")
     os.replace(tmp, md)
-    _record(tables, path.name, profile)
+    _record(folder, path.name, profile, diff)
     return path

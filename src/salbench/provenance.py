@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import subprocess
+from pathlib import Path
 
 from salbench import paths
 
@@ -16,19 +18,66 @@ PACKAGES = (
 )
 
 
-def git_sha() -> str:
+# Paths a run itself rewrites: changes there say nothing about the code that ran.
+RUN_OUTPUTS = ("figures", "tables", "paper.md")
+# Set to 1 to let a publishing run start on a tree with uncommitted changes; the diff
+# is then stored beside provenance.json.
+ALLOW_DIRTY_ENV = "SALBENCH_ALLOW_DIRTY"
+
+
+class DirtyTreeError(RuntimeError):
+    """A publishing run would not record the exact code that produced its outputs."""
+
+
+def _git(args: list[str], root: Path) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def _code_pathspec() -> list[str]:
+    return ["--", ".", *(f":(exclude){p}" for p in RUN_OUTPUTS)]
+
+
+def code_diff(root: Path | None = None) -> str:
+    """``git diff HEAD`` of tracked files outside the run's outputs ("" on a clean tree).
+
+    Untracked files are not part of it (as in ``git_sha``): ``git add`` new modules."""
+    return _git(["diff", "HEAD", "--binary", *_code_pathspec()], Path(root or paths.repo_root()))
+
+
+def git_sha(root: Path | None = None) -> str:
+    """HEAD's SHA, with ``-dirty`` if tracked code differs from it; "unknown" outside git.
+
+    Changes to the run's own outputs (``RUN_OUTPUTS``) do not make the tree dirty: a
+    run rewrites them while it runs."""
+    root = Path(root or paths.repo_root())
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=paths.repo_root(), capture_output=True, text=True, timeout=10
-        )
-        sha = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=paths.repo_root(), capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
+        sha = _git(["rev-parse", "HEAD"], root).strip() or "unknown"
+        dirty = _git(["status", "--porcelain", "--untracked-files=no", *_code_pathspec()], root).strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def require_exact_code(root: Path | None = None) -> str:
+    """For a publishing run: "" if HEAD is exactly the code; else the diff, if allowed.
+
+    On uncommitted changes to tracked code (or outside a git checkout) this raises
+    ``DirtyTreeError`` unless the environment sets ``SALBENCH_ALLOW_DIRTY=1``; then it
+    returns the ``code_diff`` for the caller to store beside the provenance."""
+    root = Path(root or paths.repo_root())
+    allowed = os.environ.get(ALLOW_DIRTY_ENV, "")
+    if allowed not in ("", "0", "1"):
+        raise ValueError(f"{ALLOW_DIRTY_ENV}={allowed!r}: use 1 (allow a dirty tree) or 0")
+    sha = git_sha(root)
+    if sha.endswith("-dirty") or sha == "unknown":
+        if allowed != "1":
+            what = ("is not a git checkout, so the code cannot be recorded" if sha == "unknown" else
+                    "has uncommitted changes to tracked files outside " + ", ".join(RUN_OUTPUTS))
+            raise DirtyTreeError(
+                f"{root} {what}; a publishing run (profile.publish) records the exact code: commit first, "
+                f"or set {ALLOW_DIRTY_ENV}=1 to run anyway and store the diff beside provenance.json")
+        return code_diff(root) if sha != "unknown" else ""
+    return ""
 
 
 def package_versions() -> dict[str, str]:

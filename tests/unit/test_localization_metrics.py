@@ -309,3 +309,18 @@ def test_average_mask_as_a_map_scores_like_any_map():
     # rank metrics ignore the scale, so counting images without lesions changes nothing
     scaled = score_maps(np.broadcast_to(avg * 0.5, s.shape), s, m)
     pd.testing.assert_frame_equal(df, scaled)
+
+
+@pytest.mark.parametrize("specificity", [0.9, 0.8])
+def test_prec99_admits_the_point_at_exactly_the_allowed_false_positives(specificity):
+    # N = 10 background pixels, one scored first, then 2 lesion pixels, then the rest.
+    # At specificity 0.9 (0.8) one (two) false positives are allowed: the point that
+    # flags the first background pixel and both lesion pixels (TP 2, FP 1) qualifies.
+    # In floating point 1 - 0.9 < 0.1 = FP / N, which used to exclude it (PREC99 0).
+    y = np.r_[np.zeros(10, bool), np.ones(2, bool)]
+    a = np.r_[1.0, np.linspace(0.4, 0.1, 9), 0.9, 0.8]
+    fp = round((1 - specificity) * 10)
+    expected = 2 / 3 if fp == 1 else 2 / 4  # spec 0.8: the next background pixel (0.4) is flagged too
+    assert prec99(a, y, pixels="all", specificity=specificity) == pytest.approx(expected, abs=EXACT)
+    assert prec99(a, y, pixels="all", specificity=specificity, ties="interpolate") == pytest.approx(
+        expected, abs=EXACT)

@@ -140,7 +140,8 @@ def generate(cfg: DataConfig, seed: int, split: str, indices) -> Samples:
 
 
 def lesion_map(samples: Samples, cfg: DataConfig) -> np.ndarray:
-    """(N, H, W) multiplicative lesion map: 1 - intensity * window inside lesions, 1 elsewhere."""
+    """(N, H, W) multiplicative lesion map: 1 - (1 - intensity) * window inside lesions, 1 elsewhere
+    (see `lesion_factor_of`)."""
     n = samples.y.size
     out = np.ones((n, *cfg.image_shape), np.float32)
     factor = lesion_factor_of(cfg)

@@ -69,6 +69,8 @@ Degenerate input (every case has a defined result or a clear error, never a sile
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -205,16 +207,24 @@ def _auprc(px: _Pixels) -> float:
     return float(auc(recall, precision))
 
 
+def _allowed_false_positives(specificity: float, n_neg: int) -> Fraction:
+    """``(1 - specificity) N`` exactly: in floating point (1 - 0.9) * 10 is 0.999...,
+    which would exclude the operating point at exactly FP = 1. The specificity is read
+    as the decimal it was written as (its shortest repr), so 0.9 means 9/10."""
+    return (1 - Fraction(repr(float(specificity)))) * n_neg
+
+
 def _prec99(px: _Pixels, specificity: float, ties: str) -> float:
     fpr, tpr, _ = px.roc
-    max_fpr = 1.0 - specificity
-    k = int(np.flatnonzero(fpr <= max_fpr)[-1])  # index 0 (t = +inf, FPR 0) always qualifies
     tp = np.rint(tpr * px.n_pos)  # counts back from sklearn's rates
-    fp = np.rint(fpr * px.n_neg)
-    if ties == "interpolate" and fpr[k] < max_fpr and k + 1 < len(fpr):
+    fp = np.rint(fpr * px.n_neg).astype(np.int64)
+    fp_target = _allowed_false_positives(specificity, px.n_neg)
+    # Integer counts against the exact bound: FP <= (1 - spec) N  <=>  FP <= floor(...).
+    k = int(np.flatnonzero(fp <= math.floor(fp_target))[-1])  # index 0 (t = +inf, FP 0) always qualifies
+    if ties == "interpolate" and fp[k] < fp_target and k + 1 < len(fpr):
         # Expected counts when the next tie group is flagged in random order until
-        # FP reaches max_fpr * N: linear interpolation between ROC points k and k+1.
-        fp_target = max_fpr * px.n_neg
+        # FP reaches (1 - spec) N: linear interpolation between ROC points k and k+1.
+        fp_target = float(fp_target)
         lam = (fp_target - fp[k]) / (fp[k + 1] - fp[k])
         tp_k = tp[k] + lam * (tp[k + 1] - tp[k])
         return float(tp_k / (tp_k + fp_target))
@@ -264,7 +274,10 @@ def prec99(
 
     ``ties="strict"`` (default): take the lowest threshold whose false-positive rate
     ``FP / N <= 1 - specificity`` (the largest-recall point; among points of equal
-    recall the last, most permissive one) and return ``TP / (TP + FP)`` there. A tie
+    recall the last, most permissive one) and return ``TP / (TP + FP)`` there. The
+    comparison is in integer counts, ``FP <= floor((1 - specificity) N)`` with the
+    specificity read as the decimal it is written as, so the point at exactly
+    ``FP = (1 - specificity) N`` is admissible (floating-point ``1 - 0.9`` is below 0.1). A tie
     group is flagged whole or not at all, so if the top-scoring tie group alone has
     FPR above ``1 - specificity`` the only admissible point flags nothing; PREC99 is
     then 0 (no lesion pixel found at this specificity). A constant map scores 0.

@@ -1,0 +1,72 @@
+"""Every published table, declared once: its name, key columns and number format.
+
+``outputs.save_table`` formats a table from its spec and refuses one whose key
+columns are missing or do not identify its rows; ``compare`` joins two versions of a
+table on the same keys; ``report`` reads the tables paper.md quotes. A new table is
+one entry in ``SPECS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+class UnknownTableError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One published table: ``tables/<name>.csv`` (and ``.md``), one row per key.
+
+    Floats are written with ``float_digits`` decimals, or with ``float_digits``
+    significant digits when ``significant`` is True (p values, which fixed decimals
+    would print as 0.0000)."""
+
+    name: str
+    keys: tuple[str, ...]
+    float_digits: int = 4
+    significant: bool = False
+
+    def __post_init__(self):
+        if not self.keys:
+            raise ValueError(f"table {self.name!r}: needs at least one key column")
+        if self.float_digits < 1:
+            raise ValueError(f"table {self.name!r}: float_digits={self.float_digits} must be >= 1")
+
+    @property
+    def float_format(self) -> str:
+        """The format spec of its floats, e.g. ``.4f`` or ``.4g``."""
+        return f".{self.float_digits}{'g' if self.significant else 'f'}"
+
+    def check(self, df: pd.DataFrame, where: str = "") -> None:
+        """Raise ValueError if a key column is missing or two rows share a key."""
+        at = f" in {where}" if where else ""
+        absent = [k for k in self.keys if k not in df.columns]
+        if absent:
+            raise ValueError(f"table {self.name!r}{at}: key column(s) {absent} missing; columns: {list(df.columns)}")
+        dup = df.duplicated(list(self.keys), keep=False)
+        if dup.any():
+            first = df.loc[dup, list(self.keys)].iloc[0].to_dict()
+            raise ValueError(f"table {self.name!r}{at}: duplicate rows for key {list(self.keys)} "
+                             f"({int(dup.sum())} rows), e.g. {first}")
+
+
+SPECS: dict[str, TableSpec] = {s.name: s for s in (
+    TableSpec("accuracy", ("background", "architecture", "role", "run")),
+    TableSpec("localization_scores", ("background", "model", "method", "image"), float_digits=6),
+    TableSpec("localization_summary", ("background", "model", "method")),
+    TableSpec("localization_mixed_models", ("background", "metric", "method", "baseline"), significant=True),
+    TableSpec("localization_tukey", ("background", "metric", "group1", "group2"), significant=True),
+    TableSpec("localization_randomization", ("background", "model", "method", "metric")),
+)}
+
+
+def get_spec(name: str) -> TableSpec:
+    """The spec of table ``name``; an unknown name lists the valid ones."""
+    if name not in SPECS:
+        raise UnknownTableError(f"unknown table {name!r}; valid tables: {sorted(SPECS)}")
+    return SPECS[name]

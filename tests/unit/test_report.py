@@ -1,0 +1,112 @@
+"""paper.md's generated parts: --check passes on the committed paper, fails naming an edited part."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from salbench import cli, paths, report
+
+
+@pytest.fixture
+def paper(tmp_path):
+    copy = tmp_path / "paper.md"
+    shutil.copy(paths.repo_root() / "paper.md", copy)
+    return copy
+
+
+def _run(*args):
+    return cli.main(["report", "--tables", str(paths.repo_root() / "tables"), *args])
+
+
+def test_committed_paper_matches_the_committed_tables(capsys):
+    assert _run("--check") == 0, capsys.readouterr().out
+    found = report.parts((paths.repo_root() / "paper.md").read_text(), report.Tables())
+    assert {p.spec for p in found if p.kind == "block"} == {"accuracy_table", "budding_table"}
+    assert sum(p.kind == "n" for p in found) > 100
+
+
+def test_edited_block_number_fails_the_check_naming_it(paper, capsys):
+    text = paper.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| PatternNet |"))
+    cells = row.split(" | ")
+    cells[2] = "0.111" if cells[2] != "0.111" else "0.112"  # Perlin mAP
+    paper.write_text(text.replace(row, " | ".join(cells)))
+    assert _run("--check", "--paper", str(paper)) == 1
+    out = capsys.readouterr().out
+    assert "differs: report:budding_table (line" in out and "n:" not in out
+
+
+def test_edited_inline_number_fails_the_check_and_refresh_restores_it(paper, capsys):
+    original = paper.read_text()
+    marker = "<!-- n:mean mri trained lrp_z ap -->"
+    value = original.split(marker, 1)[1].split("<!--", 1)[0]
+    paper.write_text(original.replace(marker + value, marker + "0.999"))
+    assert _run("--check", "--paper", str(paper)) == 1
+    assert "differs: n:mean mri trained lrp_z ap (line" in capsys.readouterr().out
+    assert _run("--paper", str(paper)) == 0
+    assert paper.read_text() == original  # refresh restores exactly what the tables give
+    assert report.refresh(paper) == [] and paper.read_text() == original  # and is idempotent
+    assert not list(paper.parent.glob(".paper.md.tmp-*"))
+
+
+def test_unknown_generator_is_named_by_check_and_stops_refresh(paper, capsys):
+    paper.write_text(paper.read_text() + "\n<!-- report:nosuch -->\nx\n<!-- /report:nosuch -->\n"
+                     "<!-- n:nosuch_number a -->1<!-- /n -->\n")
+    assert _run("--check", "--paper", str(paper)) == 1
+    out = capsys.readouterr().out
+    assert "report:nosuch (line" in out and "unknown block generator 'nosuch'" in out
+    assert "unknown number generator 'nosuch_number'" in out
+    before = paper.read_text()
+    with pytest.raises(report.ReportError, match="unknown block generator 'nosuch'; valid: \\['accuracy_table'"):
+        report.refresh(paper)
+    assert paper.read_text() == before
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("<!-- report:budding_table -->\nno end\n", "unclosed or malformed block marker"),
+    ("x <!-- n:mean perlin -->1 no end\n", "unclosed or malformed n marker"),
+])
+def test_malformed_markers_are_refused(paper, text, fragment):
+    paper.write_text(text)
+    with pytest.raises(report.ReportError, match=fragment):
+        report.check(paper)
+
+
+def test_wrong_arguments_name_the_signature(paper):
+    paper.write_text("<!-- n:mean perlin trained -->0.1<!-- /n -->\n")
+    (bad,) = report.check(paper)
+    assert bad.expected is None and "missing a required argument: 'method'" in bad.error
+    assert "mean(t: 'Tables', background, model, method, metric" in bad.error
+
+
+def _scores(tmp_path, rows):
+    df = pd.DataFrame(rows, columns=["background", "model", "method", "image", "auprc", "constant_map"])
+    df.to_csv(tmp_path / "localization_scores.csv", index=False)
+    return report.Tables(tmp_path)
+
+
+def test_generators_on_a_small_table(tmp_path):
+    t = _scores(tmp_path, [
+        ("perlin", "trained", "gradient", 0, 0.8, False), ("perlin", "trained", "gradient", 1, 0.7, False),
+        ("perlin", "trained", "sensitivity", 0, 0.8, False), ("perlin", "trained", "sensitivity", 1, 0.7, False),
+        ("perlin", "trained", "xrai", 0, 0.2, False), ("perlin", "trained", "xrai", 1, 0.3, False),
+        ("perlin", "baseline", "constant", 0, 0.5, True), ("perlin", "baseline", "constant", 1, 0.5, True),
+    ])
+    assert report.mean(t, "perlin", "trained", "xrai", "auprc") == "0.250"
+    assert report.extreme(t, "perlin", "trained", "auprc") == "Gradient and Sensitivity (0.750)"  # a tie
+    assert report.extreme(t, "perlin", "trained", "auprc", which="min", digits=2) == "XRAI (0.25)"
+    assert report.count_below(t, "perlin", "trained", "auprc", "baseline", "constant") == "1 of 3"
+    assert report.list_below(t, "perlin", "trained", "auprc", "baseline", "constant") == "XRAI"
+    assert report.rank(t, "perlin", "trained", "sensitivity", "auprc") == "1"
+    assert report.rank(t, "perlin", "trained", "xrai", "auprc") == "3"
+    assert report.both(t, "baseline", "constant", "auprc", pct=0) == "50 %"
+    with pytest.raises(report.ReportError, match="no 'ap' for"):
+        report.mean(t, "perlin", "trained", "xrai", "ap")
+
+
+def test_a_stored_half_is_not_rounded_again():
+    assert report.from_table(0.4234, 3) == "0.423" and report.from_table(0.4235, 4) == "0.4235"
+    with pytest.raises(report.ReportError, match="0.4235 is stored with 4 decimals"):
+        report.from_table(0.4235, 3)
+    assert report.sci(1.008e-17) == "1.0e-17" and report.sci(5.165e-07) == "5.2e-7"
