@@ -22,7 +22,7 @@ from salbench.config import Profile
 def _record(folder: Path, filename: str, profile: Profile) -> None:
     log = folder / "provenance.json"
     entries = json.loads(log.read_text()) if log.exists() else {}
-    rec = provenance.record(profile=profile.name, seed=profile.seed)
+    rec = provenance.record(**profile.provenance())  # name, seed and any overrides
     rec.pop("created", None)  # keep provenance.json stable across identical reruns
     entries[filename] = rec
     cache.write_json_atomic(log, dict(sorted(entries.items())))
