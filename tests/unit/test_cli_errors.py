@@ -138,3 +138,16 @@ def test_data_command_uses_the_resolved_profile(tmp_cache, tmp_path, capsys, mon
     (p,) = seen
     assert (p.data.n_train, p.data.n_val) == (40, 10)
     assert p.overrides == ("data.n_train=40", "data.n_val=10") and p.name.startswith("smoke+")
+
+
+def test_reproduce_hands_the_notebooks_the_resolved_profile(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.paths, "build_dir", lambda: tmp_path / "build")  # not the repository's build/
+    seen = []
+    monkeypatch.setattr(cli, "reproduce", lambda profile, *a, **k: seen.append(profile))
+    assert cli.main(["reproduce", "--profile", "smoke", "--set", "classifier.max_epochs=2"]) == 0
+    assert cli.main(["reproduce"]) == 0  # quick by default
+    overridden, quick = seen
+    assert quick == load_profile("quick") and cli.profile_parameter(quick) == "quick"
+    path = cli.profile_parameter(overridden)
+    assert path == str(tmp_path / "build" / "profiles" / f"{overridden.name}.yaml")
+    assert load_profile(path) == overridden and overridden.classifier.max_epochs == 2
