@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import typing
 import uuid
 from dataclasses import dataclass, field, fields
@@ -382,9 +383,7 @@ def build_profile(name: str, raw: dict, validate: bool = True) -> Profile:
         elif key in TOP_LEVEL:
             kwargs[key] = _coerce(key, value, TOP_LEVEL[key])
         elif key == "name":
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"name={value!r}: expected a non-empty string")
-            kwargs["name"] = value
+            kwargs["name"] = check_name(value)
         elif key == "overrides":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"overrides={value!r}: expected a list of 'section.key=value' strings")
@@ -402,6 +401,13 @@ def build_profile(name: str, raw: dict, validate: bool = True) -> Profile:
     return profile
 
 
+def check_name(name) -> str:
+    """A profile name names output folders and files: letters, digits and . _ + - only."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        raise ConfigError(f"name={name!r}: a profile name is letters, digits and . _ + - (starting with a letter or digit)")
+    return name
+
+
 def _is_path(spec) -> bool:
     return isinstance(spec, Path) or str(spec).endswith(PROFILE_SUFFIXES) or os.sep in str(spec)
 
@@ -412,7 +418,13 @@ def _base(spec) -> tuple[dict, str]:
         path = Path(spec).expanduser()
         if path.suffix not in PROFILE_SUFFIXES:
             raise ConfigError(f"{path}: a profile file must end in {' or '.join(PROFILE_SUFFIXES)}")
-        return read_yaml(path), path.stem
+        raw = read_yaml(path)
+        if "name" not in raw:
+            try:
+                check_name(path.stem)
+            except ConfigError as err:
+                raise ConfigError(f"{path}: {err}; rename the file or give it a name: key") from None
+        return raw, path.stem
     return read_yaml(profile_path(spec)), spec
 
 
@@ -510,9 +522,7 @@ def _resolve(spec, layer: Path | None, pairs: list[tuple[str, object]]) -> Profi
             name=f"{root}+{config_hash(list(overrides))[:8]}",
         )
     if explicit_name is not None:
-        if not isinstance(explicit_name, str) or not explicit_name.strip():
-            raise ConfigError(f"name={explicit_name!r}: expected a non-empty string")
-        profile = dataclasses.replace(profile, name=explicit_name)
+        profile = dataclasses.replace(profile, name=check_name(explicit_name))
     _validate(profile)
     if profile.name in PROFILES and (_is_path(spec) or profile.name != spec):
         builtin = build_profile(profile.name, read_yaml(profile_path(profile.name)))

@@ -172,6 +172,8 @@ def test_a_file_may_not_pose_as_a_builtin_profile(tmp_path):
         config.resolve_profile("smoke", sets=["name=paper"])
     # The built-in file by its path is the built-in profile.
     assert config.resolve_profile(config_path=config.profile_path("quick")) == load_profile("quick")
+    with pytest.raises(ConfigError, match=r"name='../up': a profile name is letters"):
+        config.resolve_profile("smoke", sets=["name=../up"])
     named = config.resolve_profile("smoke", sets=["name=mine", "seed=3"])
     assert named.name == "mine" and named.overrides == ("seed=3",)
 
