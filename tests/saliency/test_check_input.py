@@ -11,6 +11,8 @@ import salbench.saliency as S
 from salbench.saliency import methods_common
 from tensorflow import keras
 
+pytestmark = pytest.mark.graph  # the graph-mode process (tests/conftest.py on main)
+
 H, W = 12, 12
 
 
