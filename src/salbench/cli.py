@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from salbench import paths
-from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, load_profile
+from salbench import config
+from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, Profile, load_profile
 
 
 def notebooks() -> list[Path]:
@@ -41,11 +42,22 @@ def select_notebooks(only: list[str] | None) -> list[Path]:
     return sorted(chosen)
 
 
-def reproduce(profile: str, only: list[str] | None = None, params: dict | None = None, progress: bool = True) -> list[Path]:
+def profile_parameter(profile: Profile) -> str:
+    """What the notebooks' `profile` parameter gets: the name of a built-in profile used
+    as written, else the path of the resolved profile dumped to build/profiles/."""
+    if profile.name in PROFILES and not profile.overrides:
+        return profile.name
+    return str(config.dump_profile(profile, paths.build_dir() / "profiles" / f"{profile.name}.yaml"))
+
+
+def reproduce(profile: str | Profile, only: list[str] | None = None, params: dict | None = None,
+              progress: bool = True) -> list[Path]:
     """Run the notebooks in order with papermill; return the executed copies."""
     import papermill as pm
 
-    load_profile(profile)  # fail early on a bad profile
+    resolved = profile if isinstance(profile, Profile) else load_profile(profile)  # fail early on a bad profile
+    profile = resolved.name
+    profile_arg = profile_parameter(resolved)
     params = dict(params or {})
     selected = select_notebooks(only)
     out_dir = paths.build_dir() / "notebooks"
@@ -63,7 +75,7 @@ def reproduce(profile: str, only: list[str] | None = None, params: dict | None =
     executed = []
     for i, nb in enumerate(selected, 1):
         declared = pm.inspect_notebook(str(nb))
-        nb_params = {"profile": profile, **{k: v for k, v in params.items() if k in declared}}
+        nb_params = {"profile": profile_arg, **{k: v for k, v in params.items() if k in declared}}
         out = out_dir / f"{nb.stem}__{profile}.ipynb"
         tmp = out.with_name(f".{out.stem}.running.ipynb")
         log = log_dir / f"{nb.stem}__{profile}.log"
@@ -80,23 +92,34 @@ def reproduce(profile: str, only: list[str] | None = None, params: dict | None =
     return executed
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="salbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    rep = sub.add_parser("reproduce", help="run the notebooks in order with papermill")
-    rep.add_argument("--profile", choices=PROFILES, default="quick")
+    # --set over --config over --profile (config.resolve_profile).
+    prof = argparse.ArgumentParser(add_help=False)
+    prof.add_argument("--profile", choices=PROFILES, default=None,
+                      help="a built-in profile (reproduce: quick unless --config is given)")
+    prof.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
+                      help="a profile file anywhere; alone it is the profile, with --profile its keys override it")
+    prof.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                      help="override one key (value read as YAML), e.g. data.mri_dir=/path/to/niftis; repeatable")
+
+    rep = sub.add_parser("reproduce", parents=[prof], help="run the notebooks in order with papermill")
     rep.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 01_data or 01")
     rep.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="a notebook parameter (must be declared by a selected notebook)")
+                     help="a notebook parameter (must be declared by a selected notebook; not the profile)")
     rep.add_argument("--no-progress", action="store_true")
 
     data = sub.add_parser("data", help="generate or export the synthetic data set")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    gen = dsub.add_parser("generate", help="generate (or find in the cache) the profile's data set")
-    gen.add_argument("--profile", choices=PROFILES, required=True)
-    exp = dsub.add_parser("export", help="write x, y, gt, mask of a split to .npz")
-    exp.add_argument("--profile", choices=PROFILES, required=True)
+    dsub.add_parser("generate", parents=[prof], help="generate (or find in the cache) the profile's data set")
+    exp = dsub.add_parser("export", parents=[prof],
+                          help="write x, y, gt, mask of a range of a split to .npz (generates only that range)")
     exp.add_argument("--background", choices=BACKGROUNDS, required=True)
     exp.add_argument("--split", choices=SPLITS, required=True)
     exp.add_argument("--start", type=int, default=0)
@@ -133,17 +156,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(d.ok for d in diffs) else 1
         if args.command == "reproduce":
             params = dict(_parse_param(p) for p in args.param)
-            reproduce(args.profile, args.only, params, progress=not args.no_progress)
-        elif args.data_command == "generate":
-            from salbench.data import store
+            if "profile" in params:
+                raise ConfigError(
+                    f"-p profile={params['profile']!r}: choose the profile with --profile NAME or --config FILE.yaml "
+                    "(and --set section.key=value), not -p"
+                )
+            base = args.profile or (None if args.config else "quick")
+            profile = config.resolve_profile(base, args.config, args.sets)
+            reproduce(profile, args.only, params, progress=not args.no_progress)
+            return 0
+        profile = config.resolve_profile(args.profile, args.config, args.sets)
+        from salbench.data import store
 
-            print(store.ensure_dataset(load_profile(args.profile)))
+        if args.data_command == "generate":
+            print(store.ensure_dataset(profile))
         else:
-            from salbench.data import store
-
-            out = store.export_npz(load_profile(args.profile), args.background, args.split, args.out, args.start, args.count)
-            print(out)
-    except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+            print(store.export_npz(profile, args.background, args.split, args.out, args.start, args.count))
+    except (ConfigError, ValueError, OSError) as err:
+        # A user-caused error: one line, no traceback.
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     return 0

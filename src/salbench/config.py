@@ -1,8 +1,19 @@
 """Profiles: YAML files of scalars loaded into frozen, validated dataclasses.
 
-`load_profile(name, **overrides)` is the one entry point. Overrides use
-`section__key=value` (e.g. ``data__n_train=64``) or a top-level key (``seed=3``).
-Every error names the key, the bad value and what is allowed.
+`resolve_profile(profile, config_path, sets)` is what the command line uses: a
+built-in profile (``--profile``), a profile file anywhere (``--config``) and
+``section.key=value`` overrides (``--set``), later ones winning. `load_profile(name
+or path, **overrides)` is the same for Python callers, with overrides spelled
+``section__key=value`` (e.g. ``data__n_train=64``) or a top-level key (``seed=3``).
+`dump_profile` writes a profile back to a YAML file that loads to an equal one.
+Every error is one line naming the key, the bad value and what is allowed.
+
+Names are honest (ours): a profile whose values were changed by overrides is named
+``<base>+<8 hex of its overrides>`` (e.g. ``quick+1a2b3c4d``), records the changes in
+`Profile.overrides` (kept in provenance.json beside every figure and table), and does
+not publish to figures/ and tables/ unless the overrides set ``publish=true``. An
+override that leaves a value as it was changes nothing and is not recorded. A profile
+file may not call itself smoke, quick or paper unless it equals that profile.
 """
 
 from __future__ import annotations
@@ -10,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 import typing
+import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -153,6 +167,13 @@ class Profile:
     localization: LocalizationConfig = field(default_factory=LocalizationConfig)
     # Whether runs of this profile write figures/ and tables/ (smoke never does).
     publish: bool = False
+    # "section.key=value" changes applied on top of the base profile named before the
+    # "+" in `name`; empty for a profile used as written.
+    overrides: tuple[str, ...] = ()
+
+    def provenance(self) -> dict:
+        """What outputs record about the profile that produced them."""
+        return {"profile": self.name, "seed": self.seed, **({"overrides": list(self.overrides)} if self.overrides else {})}
 
 
 SECTIONS: dict[str, type] = {
@@ -164,6 +185,9 @@ SECTIONS: dict[str, type] = {
     "localization": LocalizationConfig,
 }
 TOP_LEVEL = {"seed": int, "publish": bool}
+# Keys of a profile file that describe it rather than configure a stage.
+META_KEYS = ("name", "overrides")
+PROFILE_SUFFIXES = (".yaml", ".yml")
 
 ARCHITECTURES = ("vgg", "densenet121", "densenet_small", "unet")
 OPTIMIZERS = ("sgd", "adam")
@@ -199,6 +223,12 @@ def _coerce(key: str, value, annotation):
             raise ConfigError(f"{key}={value!r}: expected an integer")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; any float() spelling is a number here.
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}={value!r}: expected a number")
         return float(value)
@@ -314,7 +344,36 @@ def profile_path(name: str) -> Path:
     return paths.repo_root() / "configs" / f"{name}.yaml"
 
 
-def build_profile(name: str, raw: dict) -> Profile:
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def read_yaml(path: Path) -> dict:
+    """The top-level mapping of a YAML file; bad YAML is a one-line error with line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: no such profile file") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror or err})") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(x for x in (err.context, err.problem) if x)
+        raise ConfigError(f"{where}: invalid YAML: {_one_line(what)}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {_one_line(err)}") from err
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections and keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def build_profile(name: str, raw: dict, validate: bool = True) -> Profile:
     if not isinstance(raw, dict):
         raise ConfigError(f"profile {name!r}: expected a mapping at the top level")
     kwargs = {"name": name}
@@ -323,31 +382,198 @@ def build_profile(name: str, raw: dict) -> Profile:
             kwargs[key] = _build_section(key, SECTIONS[key], value or {})
         elif key in TOP_LEVEL:
             kwargs[key] = _coerce(key, value, TOP_LEVEL[key])
+        elif key == "name":
+            kwargs["name"] = check_name(value)
+        elif key == "overrides":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"overrides={value!r}: expected a list of 'section.key=value' strings")
+            kwargs["overrides"] = tuple(value)
         else:
             raise ConfigError(
-                f"unknown key {key!r} (value {value!r}); valid keys: {sorted([*SECTIONS, *TOP_LEVEL])}"
+                f"unknown key {key!r} (value {value!r}); valid keys: {sorted([*SECTIONS, *TOP_LEVEL, *META_KEYS])}"
             )
     if "seed" not in kwargs:
         raise ConfigError(f"profile {name!r}: missing required key 'seed'")
     kwargs.setdefault("data", DataConfig())
     profile = Profile(**kwargs)
-    _validate(profile)
+    if validate:
+        _validate(profile)
     return profile
 
 
-def load_profile(name: str, **overrides) -> Profile:
-    """Load configs/<name>.yaml, apply overrides (``section__key=value``), validate."""
-    raw = yaml.safe_load(profile_path(name).read_text()) or {}
-    for key, value in overrides.items():
-        if "__" in key:
-            section, sub = key.split("__", 1)
-            if section not in SECTIONS:
-                raise ConfigError(f"override {key}={value!r}: unknown section {section!r}; valid: {sorted(SECTIONS)}")
-            raw.setdefault(section, {})
-            raw[section] = {**(raw[section] or {}), sub: value}
+def check_name(name) -> str:
+    """A profile name names output folders and files: letters, digits and . _ + - only."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        raise ConfigError(f"name={name!r}: a profile name is letters, digits and . _ + - (starting with a letter or digit)")
+    return name
+
+
+def _is_path(spec) -> bool:
+    return isinstance(spec, Path) or str(spec).endswith(PROFILE_SUFFIXES) or os.sep in str(spec)
+
+
+def _base(spec) -> tuple[dict, str]:
+    """(raw mapping, name) of a built-in profile name or a profile file path."""
+    if _is_path(spec):
+        path = Path(spec).expanduser()
+        if path.suffix not in PROFILE_SUFFIXES:
+            raise ConfigError(f"{path}: a profile file must end in {' or '.join(PROFILE_SUFFIXES)}")
+        raw = read_yaml(path)
+        if "name" not in raw:
+            try:
+                check_name(path.stem)
+            except ConfigError as err:
+                raise ConfigError(f"{path}: {err}; rename the file or give it a name: key") from None
+        return raw, path.stem
+    return read_yaml(profile_path(spec)), spec
+
+
+def parse_set(text: str) -> tuple[str, object]:
+    """``section.key=value`` (or ``seed=3``) -> (key, value), the value read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. data.mri_dir=/path/to/niftis")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({_one_line(getattr(err, 'problem', err))})") from err
+    return key.strip(), value
+
+
+def _check_key(key: str, value) -> None:
+    """A dotted override key must name a known section and key (or a top-level key)."""
+    section, dot, sub = key.partition(".")
+    if not dot:
+        if key in SECTIONS:
+            raise ConfigError(f"{key}={value!r}: set a section's keys one by one, as {key}.KEY=VALUE")
+        if key not in TOP_LEVEL and key != "name":
+            raise ConfigError(
+                f"unknown key {key!r} (value {value!r}); valid: {sorted([*TOP_LEVEL, 'name'])} "
+                f"or section.key with a section in {sorted(SECTIONS)}"
+            )
+        return
+    if section not in SECTIONS:
+        raise ConfigError(f"override {key}={value!r}: unknown section {section!r}; valid: {sorted(SECTIONS)}")
+    known = sorted(f.name for f in fields(SECTIONS[section]))
+    if sub not in known:
+        raise ConfigError(f"unknown key {key} (value {value!r}); valid keys of {section}: {known}")
+
+
+def _flatten(raw: dict) -> list[tuple[str, object]]:
+    """A profile file's mapping as (dotted key, value) pairs, to layer it as overrides."""
+    pairs = []
+    for key, value in raw.items():
+        if key in SECTIONS and isinstance(value, dict):
+            pairs += [(f"{key}.{sub}", v) for sub, v in value.items()]
+        elif key == "overrides":
+            continue  # provenance of the file's own base, not a setting
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+def flat_values(profile: Profile) -> dict[str, object]:
+    """Every setting of a profile as {"section.key" or top-level key: value}."""
+    out = {"seed": profile.seed, "publish": profile.publish}
+    for section in SECTIONS:
+        for f in fields(getattr(profile, section)):
+            out[f"{section}.{f.name}"] = getattr(getattr(profile, section), f.name)
+    return out
+
+
+def _scalar(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n...\n").strip()
+
+
+def _resolve(spec, layer: Path | None, pairs: list[tuple[str, object]]) -> Profile:
+    raw, name = _base(spec)
+    if layer is not None:
+        layer_raw = read_yaml(Path(layer).expanduser())
+        pairs = _flatten(layer_raw) + list(pairs)
+    explicit_name = None
+    merged: dict[str, object] = {}  # dotted key -> last value, in first-seen order
+    for key, value in pairs:
+        _check_key(key, value)
+        if key == "name":
+            explicit_name = value
+        else:
+            merged[key] = value
+    base = build_profile(name, raw, validate=False)
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for key, value in merged.items():
+        section, dot, sub = key.partition(".")
+        if dot:
+            raw[section] = {**(raw.get(section) or {}), sub: value}
         else:
             raw[key] = value
-    return build_profile(name, raw)
+    raw.pop("name", None)
+    profile = build_profile(base.name, raw, validate=False)
+    before, after = flat_values(base), flat_values(profile)
+    changed = [k for k in merged if k != "publish" and after[k] != before[k]]
+    # A changed profile does not publish by default, so publish=true then is a change too.
+    if "publish" in merged and after["publish"] != (False if changed else before["publish"]):
+        changed.append("publish")
+    if changed:
+        kept = [o for o in base.overrides if o.split("=", 1)[0] not in changed]
+        overrides = tuple(kept + [f"{k}={_scalar(after[k])}" for k in changed])
+        root = base.name.split("+", 1)[0]
+        profile = dataclasses.replace(
+            profile, overrides=overrides, publish=after["publish"] if "publish" in merged else False,
+            name=f"{root}+{config_hash(list(overrides))[:8]}",
+        )
+    if explicit_name is not None:
+        profile = dataclasses.replace(profile, name=check_name(explicit_name))
+    _validate(profile)
+    if profile.name in PROFILES and (_is_path(spec) or profile.name != spec):
+        builtin = build_profile(profile.name, read_yaml(profile_path(profile.name)))
+        differ = [k for k, v in flat_values(builtin).items() if flat_values(profile)[k] != v]
+        if differ:
+            raise ConfigError(
+                f"profile {str(spec)!r} calls itself {profile.name!r} but differs from the built-in "
+                f"{profile.name!r} in {differ}; give it another name (a name: key, or rename the file)"
+            )
+    return profile
+
+
+def resolve_profile(profile: str | None = None, config_path: str | Path | None = None,
+                    sets: typing.Sequence[str] = ()) -> Profile:
+    """The profile of a command line: `--set` over `--config` over `--profile`.
+
+    `profile` is a built-in name (or a profile file); `config_path` a profile file,
+    the base when `profile` is None, else laid key by key over it; `sets` are
+    ``section.key=value`` texts (values read as YAML scalars), applied last.
+    """
+    pairs = [parse_set(s) for s in sets]
+    if profile is None and config_path is None:
+        raise ConfigError(f"no profile given: use --profile (one of {list(PROFILES)}) or --config FILE.yaml")
+    if profile is None:
+        return _resolve(config_path, None, pairs)
+    return _resolve(profile, config_path, pairs)
+
+
+def load_profile(name: str | Path, **overrides) -> Profile:
+    """Load a built-in profile by name or a profile file by path (``*.yaml``), apply
+    overrides (``section__key=value`` or a top-level key), validate."""
+    return _resolve(name, None, [(k.replace("__", ".", 1), v) for k, v in overrides.items()])
+
+
+def dump_profile(profile: Profile, path: str | Path) -> Path:
+    """Write `profile` to a YAML file that `load_profile(path)` reads back equal (atomically)."""
+    path = Path(path)
+    raw = {"name": profile.name, "seed": profile.seed, "publish": profile.publish}
+    if profile.overrides:
+        raw["overrides"] = list(profile.overrides)
+    raw.update({section: as_dict(getattr(profile, section)) for section in SECTIONS})
+    text = "# Written by salbench.config.dump_profile; load with salbench.config.load_profile(path).\n"
+    text += yaml.safe_dump(raw, sort_keys=False, default_flow_style=False, width=10**9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def as_dict(obj) -> dict:

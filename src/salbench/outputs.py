@@ -31,7 +31,7 @@ def _check_code(profile: Profile) -> str:
 def _record(folder: Path, filename: str, profile: Profile, diff: str = "") -> None:
     log = folder / "provenance.json"
     entries = json.loads(log.read_text()) if log.exists() else {}
-    rec = provenance.record(profile=profile.name, seed=profile.seed)
+    rec = provenance.record(**profile.provenance())  # name, seed and any overrides
     rec.pop("created", None)  # keep provenance.json stable across identical reruns
     if diff:
         # Named by content: files written before and after an edit keep their own diff.

@@ -96,14 +96,30 @@ def _load_volumes(mri_dir: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
     files = sorted(p for p in Path(mri_dir).expanduser().iterdir() if p.name.endswith((".nii", ".nii.gz")))
     if not files:
         raise ConfigError(f"data.mri_dir={mri_dir!r}: no .nii or .nii.gz files found")
-    volumes = []
-    for f in files:
+    return [_read_volume(f) for f in files]
+
+
+def _read_volume(f: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One volume and its brain mask; a file that cannot be used is a one-line error naming it."""
+    import nibabel as nib
+
+    try:
         img = nib.as_closest_canonical(nib.load(str(f)))
         data = np.asarray(img.get_fdata(), np.float32)
-        if data.ndim != 3:
-            raise ConfigError(f"{f}: expected a 3-D volume, got shape {data.shape}")
-        volumes.append((data, data > 0.01 * np.percentile(data, 99.9)))
-    return volumes
+    except Exception as err:  # nibabel, gzip and zlib raise many types for one cause: a bad file
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(f"{f}: cannot read this NIfTI file (corrupt or truncated?): {detail}") from err
+    if data.ndim != 3:
+        raise ConfigError(f"{f}: expected a 3-D volume, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise ConfigError(f"{f}: the volume holds {int((~np.isfinite(data)).sum())} NaN or Inf voxels")
+    top = float(data.max()) if data.size else 0.0
+    if not top > 0:
+        raise ConfigError(
+            f"{f}: no brain voxels (volume of shape {data.shape}, max intensity {top:g}); "
+            "expected a skull-stripped T1 volume with positive intensities"
+        )
+    return data, data > 0.01 * np.percentile(data, 99.9)
 
 
 def _slices_of(volume: np.ndarray, brain: np.ndarray, cfg: DataConfig):

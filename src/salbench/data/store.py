@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import uuid
 from pathlib import Path
 
 import h5py
@@ -182,19 +183,51 @@ def open_split(profile: Profile, split: str) -> SplitReader:
 
 
 def export_npz(profile: Profile, background: str, split: str, out: Path, start: int = 0, count: int | None = None) -> Path:
-    """Write x, y, gt, mask of a range of a split to a compressed .npz (atomically)."""
+    """Write x, y, gt, mask of samples start..start+count-1 of a split to a compressed .npz.
+
+    Only those samples are generated (each is a pure function of its index, see
+    generator.py), so nothing else is built or cached. `out` is written through a
+    temporary file beside it that never outlives the call.
+    """
     check_choice("background", background, BACKGROUNDS)
-    with open_split(profile, split) as r:
-        count = r.n - start if count is None else count
-        if start < 0 or count < 1 or start + count > r.n:
-            raise ValueError(f"--start {start} --count {count}: the {split} split has {r.n} images (0..{r.n - 1})")
-        sl = slice(start, start + count)
-        arrays = {"x": r.x(background, sl), "y": r.y(sl), "gt": r.gt(sl), "mask": r.mask(sl)}
+    check_choice("split", split, SPLITS)
+    cfg = profile.data
+    n = cfg.split_size(split)
+    if not 0 <= start < n:
+        raise ValueError(f"start={start}: must be in 0..{n - 1} (the {split} split has {n} images)")
+    count = n - start if count is None else count
+    if not 1 <= count <= n - start:
+        raise ValueError(
+            f"count={count}: must be in 1..{n - start} (the {split} split has {n} images, from start={start})"
+        )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out)
+    if out.is_dir():
+        raise IsADirectoryError(f"out={out}: is a folder; give a file path such as {out / 'export.npz'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Created before generating, so that an unwritable folder fails in a second, not after minutes.
+        tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}.npz")
+        fh = open(tmp, "wb")
+    except OSError as err:
+        raise OSError(f"out={out}: cannot write there ({err.strerror or err})") from err
+    try:
+        with fh:
+            h, w = cfg.image_shape
+            x = np.empty((count, h, w, 1), np.float32)
+            y = np.empty(count, np.int64)
+            gt = np.empty((count, h, w), bool)
+            mask = np.empty((count, h, w), bool)
+            for s in range(0, count, cfg.chunk_size):
+                stop = min(s + cfg.chunk_size, count)
+                samples = generator.generate(cfg, profile.seed, split, np.arange(start + s, start + stop))
+                x[s:stop, ..., 0] = samples.x[background]
+                y[s:stop], gt[s:stop], mask[s:stop] = samples.y, samples.gt, samples.mask
+            np.savez_compressed(fh, x=x, y=y, gt=gt, mask=mask)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise OSError(f"out={out}: cannot write there ({err.strerror or err})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -93,7 +93,7 @@ def run_method(method: Method, model, x_batch, params: dict, sample_ids=None) ->
     """Run a looked-up method with already validated, complete `params`; check the maps."""
     if method.needs_model and model is None:
         raise ModelKindError(f"method {method.name!r} needs a model")
-    x = check_input(model if method.needs_model else None, x_batch)
+    x = check_input(model if method.needs_model else None, x_batch, sample_ids)
     maps = np.asarray(method.fn(model, x, **params))
     if maps.shape != x.shape[:3]:
         raise RuntimeError(f"method {method.name!r} returned shape {maps.shape}; expected {x.shape[:3]}")

@@ -165,8 +165,15 @@ def check_segmenter(model, method: str) -> None:
         )
 
 
-def check_input(model, x_batch) -> np.ndarray:
-    """float32 (N, H, W, C) matching the model input; (N, H, W) gains C = 1."""
+# Sample indices named in the error about non-finite inputs; the count is always given.
+MAX_BAD_SHOWN = 20
+
+
+def check_input(model, x_batch, sample_ids=None) -> np.ndarray:
+    """float32 (N, H, W, C) matching the model input and finite; (N, H, W) gains C = 1.
+
+    NaN/Inf samples are named by their position in `x_batch`, or by `sample_ids`
+    (e.g. indices into the whole array when `x_batch` is one batch of it)."""
     x = np.asarray(x_batch, dtype=np.float32)
     if model is not None:
         expected = tuple(model.inputs[0].shape.as_list())[1:]
@@ -181,6 +188,13 @@ def check_input(model, x_batch) -> np.ndarray:
             raise ValueError(f"x_batch has shape {x.shape}; expected (N, H, W, C) or (N, H, W)")
     if len(x) == 0:
         raise ValueError("x_batch is empty")
+    bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
+    if bad.size:
+        bad = bad if sample_ids is None else np.asarray(sample_ids)[bad]
+        # Unchecked, some methods return NaN maps and others finite (SmoothGrad: zero) ones.
+        shown = ", ".join(str(i) for i in bad[:MAX_BAD_SHOWN]) + (", ..." if bad.size > MAX_BAD_SHOWN else "")
+        raise ValueError(f"x_batch holds NaN or Inf in {bad.size} of {len(x)} samples (indices {shown}); "
+                         "saliency needs finite inputs")
     return x
 
 
