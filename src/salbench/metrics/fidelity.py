@@ -372,7 +372,8 @@ def score_fidelity(
     ----------
     predict : callable, float32 (B, H, W, C) -> probabilities (B, n_classes)
         Called with at most ``batch_size`` inputs at a time (every batch full but
-        the last of each pass). Rows must sum to 1 (``PROBABILITY_SUM_TOL``).
+        the last of each pass). Rows must sum to 1 (``PROBABILITY_SUM_TOL``). The
+        input is a view of a reused buffer: predict must not keep it.
     x_batch : (N, H, W, C) float
         Images in the model's input space; cast to float32.
     a_batch : {method: (N, H, W) float}
