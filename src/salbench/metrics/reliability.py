@@ -1,0 +1,366 @@
+"""Reliability of saliency metrics: Tomsett et al. 2020's three "sanity checks".
+
+Tomsett's psychometric analogy (PROTOCOLS A5): each image is a *rater* that
+administers a battery of tests (the saliency methods) scored by a metric. So the
+score matrix of one metric variant is ``scores[image, method]`` and, for
+Krippendorff's alpha, **images are the raters (coders) and methods the units**:
+the ``krippendorff`` package's ``reliability_data`` is (raters, units), i.e.
+exactly ``ranks[image, method]`` (not its transpose).
+
+``ranking_alpha`` / ``ranking_alpha_ci``
+    Inter-rater reliability (Tomsett's Table 1). Per image the methods are ranked
+    by the metric (``scipy.stats.rankdata``, average ranks for ties; higher score,
+    higher rank, the direction does not change alpha), then
+    ``krippendorff.alpha(ranks, level_of_measurement="ordinal")``. The paper does
+    not name the level; ordinal is PROTOCOLS A5.1's CHOICE. For complete rankings
+    without ties it equals interval alpha and ``1 - (1 - W)(N m - 1) / (m (N - 1))``
+    (N images, m methods; a test checks it), close to but not exactly PROTOCOLS'
+    ``(N W - 1) / (N - 1)``, the mean pairwise Spearman between images. CI: the
+    percentile bootstrap over images (Tomsett: 99.9 %, 10,000 resamples; resampling
+    images and the percentile type are ours). A resample is its multiset of images,
+    so alpha is computed from the per-method counts of each rank value
+    (``value_counts``), which is what the package builds from the raw matrix.
+``kendalls_w``
+    Kendall's W with tie correction, from ``scipy.stats.friedmanchisquare``:
+    ``W = chi2_F / (N (m - 1))`` (N images, m methods); a cross-check of alpha.
+``inter_method``
+    Inter-method reliability: Spearman's rho (``scipy.stats.spearmanr``) between
+    the scores of each pair of methods across images, and their mean over pairs.
+``internal_consistency``
+    Spearman's rho between two metric variants across images, for one method
+    (Tomsett's Table 2).
+
+Missing scores (F is NaN where it is undefined): ours. Alpha and W need complete
+rankings, so an image with a missing score for any method of the set is dropped
+(listwise) and counted in ``n_excluded``; Spearman uses the images where both
+series are finite (pairwise) and reports that ``n_images``. A correlation that is
+undefined (a constant series) is NaN in the pair tables and left out of means,
+counted in ``n_pairs_undefined``.
+
+The ``*_table`` functions apply these to the tidy score table of
+``salbench.metrics.fidelity.score_fidelity`` (one row per image, method, style,
+unit, plus whatever grouping columns the caller adds).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from salbench.metrics.fidelity import parse_metric
+
+LEVELS = ("ordinal", "interval")
+
+# Tomsett's Table 2 rows, as ((metric, style), (metric, style)).
+TOMSETT_CONSISTENCY_PAIRS = (
+    (("faithfulness", "mean"), ("aopc_morf_L100", "mean")),
+    (("faithfulness", "mean"), ("aopc_lerf_L100", "mean")),
+    (("aopc_morf_L100", "mean"), ("aopc_lerf_L100", "mean")),
+    (("aopc_morf_L100", "uniform"), ("aopc_morf_L100", "mean")),
+)
+
+# Bootstrap resamples are drawn this many at a time (memory: chunk x images counts).
+_BOOT_CHUNK = 1000
+
+
+def _check_choice(name: str, value, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(valid)}")
+
+
+def _as_scores(scores, min_methods: int = 2) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (images, methods) array; got shape {s.shape}")
+    if s.shape[1] < min_methods:
+        raise ValueError(f"scores has {s.shape[1]} methods (columns); need at least {min_methods}")
+    return s
+
+
+def complete_rows(scores) -> tuple[np.ndarray, int]:
+    """The images (rows) with a finite score for every method, and how many were dropped."""
+    s = _as_scores(scores, min_methods=1)
+    ok = np.isfinite(s).all(axis=1)
+    return s[ok], int((~ok).sum())
+
+
+def within_image_ranks(scores) -> np.ndarray:
+    """Rank the methods within each image: 1 = lowest score, average ranks for ties."""
+    s = _as_scores(scores, min_methods=1)
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or Inf; drop incomplete images first (complete_rows)")
+    return sps.rankdata(s, axis=1, method="average")
+
+
+def _need_images(n: int, what: str) -> None:
+    if n < 2:
+        raise ValueError(f"{what} needs at least 2 images with complete scores; got {n}")
+
+
+def ranking_alpha(scores, *, level_of_measurement: str = "ordinal") -> float:
+    """Krippendorff's alpha of the per-image method rankings (images = raters, methods = units).
+
+    ``scores``: (n_images, n_methods); images with a missing score are dropped
+    (see ``complete_rows``). Returns ``krippendorff.alpha(within_image_ranks(...))``.
+    """
+    _check_choice("level_of_measurement", level_of_measurement, LEVELS)
+    s, _ = complete_rows(_as_scores(scores))
+    _need_images(len(s), "alpha")
+    return float(krippendorff.alpha(reliability_data=within_image_ranks(s), level_of_measurement=level_of_measurement))
+
+
+@dataclass(frozen=True)
+class AlphaCI:
+    alpha: float
+    ci_low: float
+    ci_high: float
+    n_images: int
+    n_excluded: int
+    n_boot: int
+    n_boot_undefined: int  # resamples whose alpha is undefined (every rank tied), left out of the quantiles
+
+
+def ranking_alpha_ci(
+    scores,
+    *,
+    rng: np.random.Generator,
+    n_boot: int = 10_000,
+    ci: float = 0.999,
+    level_of_measurement: str = "ordinal",
+) -> AlphaCI:
+    """Alpha with a percentile bootstrap CI over images (Tomsett: 99.9 %, 10,000 resamples).
+
+    Each resample draws the complete images with replacement (``rng``, a seeded
+    Generator); its alpha comes from ``krippendorff.alpha(value_counts=...)`` over
+    the full value domain of the observed ranks, equal to the alpha of the
+    resampled rank matrix (a test pins this). CI = the ``(1 - ci) / 2`` and
+    ``(1 + ci) / 2`` quantiles (numpy's linear interpolation).
+    """
+    _check_choice("level_of_measurement", level_of_measurement, LEVELS)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a seeded np.random.Generator; got {type(rng).__name__}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must lie strictly between 0 and 1 (e.g. 0.999); got {ci!r}")
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
+    s, n_excluded = complete_rows(_as_scores(scores))
+    n = len(s)
+    _need_images(n, "alpha")
+    ranks = within_image_ranks(s)
+    alpha = float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
+    domain = np.unique(ranks)
+    onehot = (ranks[:, :, None] == domain).reshape(n, -1).astype(np.float64)  # (images, methods * values)
+    boots = np.empty(int(n_boot))
+    for start in range(0, int(n_boot), _BOOT_CHUNK):
+        stop = min(int(n_boot), start + _BOOT_CHUNK)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=stop - start)  # times each image is drawn
+        counts = (weights @ onehot).reshape(stop - start, ranks.shape[1], domain.size)
+        for b, vc in enumerate(counts):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 when a resample has every rank tied
+                boots[start + b] = krippendorff.alpha(
+                    value_counts=vc, value_domain=domain, level_of_measurement=level_of_measurement
+                )
+    finite = np.isfinite(boots)
+    lo, hi = np.quantile(boots[finite], [(1 - ci) / 2, (1 + ci) / 2]) if finite.any() else (np.nan, np.nan)
+    return AlphaCI(alpha, float(lo), float(hi), n, n_excluded, int(n_boot), int((~finite).sum()))
+
+
+def kendalls_w(scores) -> float:
+    """Kendall's W (tie-corrected) of the per-image method rankings: ``chi2_Friedman / (N (m - 1))``.
+
+    Needs at least 3 methods (``scipy.stats.friedmanchisquare``); incomplete images dropped.
+    """
+    s, _ = complete_rows(_as_scores(scores, min_methods=3))
+    _need_images(len(s), "Kendall's W")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every rank tied: 0/0, W undefined
+        chi2 = sps.friedmanchisquare(*s.T).statistic
+    return float(chi2 / (len(s) * (s.shape[1] - 1)))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if ok.sum() < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan"), int(ok.sum())
+    return float(sps.spearmanr(a, b).statistic), int(ok.sum())
+
+
+def inter_method(scores, methods: Sequence[str] | None = None) -> tuple[float, pd.DataFrame]:
+    """Mean pairwise Spearman rho between methods across images (Tomsett's inter-method reliability).
+
+    Returns ``(mean over defined pairs, pairs table)``; the table has columns
+    method_a, method_b, rho, n_images (pairwise-complete images).
+    """
+    s = _as_scores(scores)
+    names = [str(j) for j in range(s.shape[1])] if methods is None else list(methods)
+    if len(names) != s.shape[1]:
+        raise ValueError(f"methods has {len(names)} names for {s.shape[1]} columns")
+    rows = []
+    for i, j in itertools.combinations(range(s.shape[1]), 2):
+        rho, n = _spearman(s[:, i], s[:, j])
+        rows.append({"method_a": names[i], "method_b": names[j], "rho": rho, "n_images": n})
+    pairs = pd.DataFrame(rows, columns=["method_a", "method_b", "rho", "n_images"])
+    defined = pairs["rho"].notna()
+    return (float(pairs.loc[defined, "rho"].mean()) if defined.any() else float("nan")), pairs
+
+
+def internal_consistency(metric_a, metric_b) -> tuple[float, int]:
+    """Spearman rho between two metric variants across images for one method, and the images used."""
+    a = np.asarray(metric_a, dtype=np.float64).ravel()
+    b = np.asarray(metric_b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"the two metric series differ in length: {a.size} vs {b.size}")
+    return _spearman(a, b)
+
+
+# --------------------------------------------------------------------------- tidy tables
+
+
+def _check_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns {missing} not in the table; it has {list(df.columns)}")
+
+
+def _wide(g: pd.DataFrame, metric: str, methods: Sequence[str], image_col: str, method_col: str, where: dict) -> np.ndarray:
+    absent = [m for m in methods if m not in set(g[method_col])]
+    if absent:
+        raise ValueError(f"methods {absent} have no scores in group {where}; present: {sorted(set(g[method_col]))}")
+    sub = g[g[method_col].isin(methods)]
+    if sub.duplicated([image_col, method_col]).any():
+        raise ValueError(f"group {where} has several rows per ({image_col}, {method_col}); add the missing key to group_by")
+    wide = sub.pivot(index=image_col, columns=method_col, values=metric).reindex(columns=list(methods))
+    return wide.to_numpy(dtype=np.float64)
+
+
+def _method_sets(method_sets: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    if not method_sets:
+        raise ValueError("method_sets is empty; pass e.g. {'with_edge': [...], 'without_edge': [...]}")
+    return {k: list(v) for k, v in method_sets.items()}
+
+
+def alpha_table(
+    scores: pd.DataFrame,
+    metrics: Sequence[str],
+    method_sets: Mapping[str, Sequence[str]],
+    *,
+    rng: np.random.Generator,
+    group_by: Sequence[str] = ("style", "unit"),
+    n_boot: int = 10_000,
+    ci: float = 0.999,
+    level_of_measurement: str = "ordinal",
+    image_col: str = "image",
+    method_col: str = "method",
+) -> pd.DataFrame:
+    """Tomsett's Table 1 in long form: alpha with bootstrap CI and Kendall's W per cell.
+
+    One row per (group, method set, metric) with columns ``*group_by, method_set,
+    metric, L, column, alpha, ci_low, ci_high, kendall_w, n_methods, n_images,
+    n_excluded, n_boot, n_boot_undefined``: ``column`` is the score column (e.g.
+    ``aopc_morf_L20``), ``metric`` its family and ``L`` its length (NaN for F).
+    Each cell bootstraps from its own child stream of ``rng`` (``rng.spawn``), in
+    the order groups (sorted) x method sets x metrics.
+    """
+    group_by, metrics, sets = list(group_by), list(metrics), _method_sets(method_sets)
+    parsed = [parse_metric(m) for m in metrics]
+    _check_columns(scores, [*group_by, image_col, method_col, *metrics])
+    groups = list(scores.groupby(group_by, sort=True)) if group_by else [((), scores)]
+    children = iter(rng.spawn(len(groups) * len(sets) * len(metrics)))
+    rows = []
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        where = dict(zip(group_by, key))
+        for set_name, methods in sets.items():
+            for metric, (family, L) in zip(metrics, parsed):
+                wide = _wide(g, metric, methods, image_col, method_col, where)
+                res = ranking_alpha_ci(wide, rng=next(children), n_boot=n_boot, ci=ci,
+                                       level_of_measurement=level_of_measurement)
+                w = kendalls_w(wide) if len(methods) >= 3 else float("nan")
+                rows.append({
+                    **where, "method_set": set_name, "metric": family, "L": L, "column": metric,
+                    "alpha": res.alpha, "ci_low": res.ci_low, "ci_high": res.ci_high, "kendall_w": w,
+                    "n_methods": len(methods), "n_images": res.n_images, "n_excluded": res.n_excluded,
+                    "n_boot": res.n_boot, "n_boot_undefined": res.n_boot_undefined,
+                })
+    return pd.DataFrame(rows)
+
+
+def inter_method_table(
+    scores: pd.DataFrame,
+    metrics: Sequence[str],
+    method_sets: Mapping[str, Sequence[str]],
+    *,
+    group_by: Sequence[str] = ("style", "unit"),
+    image_col: str = "image",
+    method_col: str = "method",
+) -> pd.DataFrame:
+    """Mean pairwise Spearman between methods, per (group, method set, metric).
+
+    Columns ``*group_by, method_set, metric, L, column, mean_rho, n_pairs,
+    n_pairs_undefined, min_n_images``.
+    """
+    group_by, metrics, sets = list(group_by), list(metrics), _method_sets(method_sets)
+    _check_columns(scores, [*group_by, image_col, method_col, *metrics])
+    groups = list(scores.groupby(group_by, sort=True)) if group_by else [((), scores)]
+    rows = []
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        where = dict(zip(group_by, key))
+        for set_name, methods in sets.items():
+            for metric in metrics:
+                family, L = parse_metric(metric)
+                mean, pairs = inter_method(_wide(g, metric, methods, image_col, method_col, where), methods)
+                rows.append({
+                    **where, "method_set": set_name, "metric": family, "L": L, "column": metric,
+                    "mean_rho": mean, "n_pairs": len(pairs), "n_pairs_undefined": int(pairs["rho"].isna().sum()),
+                    "min_n_images": int(pairs["n_images"].min()) if len(pairs) else 0,
+                })
+    return pd.DataFrame(rows)
+
+
+def consistency_table(
+    scores: pd.DataFrame,
+    pairs: Sequence[tuple[tuple[str, str], tuple[str, str]]] = TOMSETT_CONSISTENCY_PAIRS,
+    *,
+    group_by: Sequence[str] = ("unit",),
+    image_col: str = "image",
+    method_col: str = "method",
+    style_col: str = "style",
+) -> pd.DataFrame:
+    """Tomsett's Table 2 in long form: Spearman rho between metric variants across images, per method.
+
+    A variant is ``(metric column, style)``. One row per (group, method, pair) with
+    columns ``*group_by, method, metric_a, style_a, metric_b, style_b, rho, n_images``.
+    """
+    group_by = list(group_by)
+    cols = sorted({m for pair in pairs for m, _ in pair})
+    _check_columns(scores, [*group_by, image_col, method_col, style_col, *cols])
+    groups = list(scores.groupby(group_by, sort=True)) if group_by else [((), scores)]
+    rows = []
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        where = dict(zip(group_by, key))
+        if g.duplicated([image_col, method_col, style_col]).any():
+            raise ValueError(f"group {where} has several rows per ({image_col}, {method_col}, {style_col}); add the key to group_by")
+        for method, gm in g.groupby(method_col, sort=False):
+            by_style = {st: gs.set_index(image_col) for st, gs in gm.groupby(style_col)}
+            for (ma, sa), (mb, sb) in pairs:
+                for st in (sa, sb):
+                    if st not in by_style:
+                        raise ValueError(f"style {st!r} has no rows for method {method!r} in group {where}; present: {sorted(by_style)}")
+                joined = by_style[sa][[ma]].join(by_style[sb][[mb]], how="inner", lsuffix="_a", rsuffix="_b")
+                a = joined.iloc[:, 0].to_numpy(np.float64)
+                b = joined.iloc[:, 1].to_numpy(np.float64)
+                rho, n = internal_consistency(a, b)
+                rows.append({**where, "method": method, "metric_a": ma, "style_a": sa,
+                             "metric_b": mb, "style_b": sb, "rho": rho, "n_images": n})
+    return pd.DataFrame(rows)
