@@ -156,6 +156,27 @@ class LocalizationConfig:
 
 
 @dataclass(frozen=True)
+class FidelityConfig:
+    """Tomsett et al. 2020's perturbation metrics (notebook 05)."""
+
+    # The first n class-2 holdout images are scored (Tomsett: all 10,000 CIFAR-10 test images).
+    n_images: int = 1000
+    # Perturbation units (side of a square patch, pixels): 1 is Tomsett's pixel; 5 makes
+    # 100 steps cover 9.3 % of a 140 x 192 image, as 100 pixels covered 9.8 % of 32 x 32.
+    units: tuple[int, ...] = (1, 5)
+    headline_unit: int = 5
+    l_max: int = 100
+    n_random_orderings: int = 100
+    n_faithfulness_units: int = 100
+    # Percentile bootstrap over images for Krippendorff's alpha (Tomsett: 99.9 % intervals).
+    n_bootstrap: int = 10000
+    ci: float = 0.999
+    # The extension's methods beyond Tomsett's set ("all": every registered classifier method).
+    extension: str = "all"
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     seed: int
@@ -165,6 +186,7 @@ class Profile:
     unet: UNetConfig = field(default_factory=UNetConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
     localization: LocalizationConfig = field(default_factory=LocalizationConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     # Whether runs of this profile write figures/ and tables/ (smoke never does).
     publish: bool = False
     # "section.key=value" changes applied on top of the base profile named before the
@@ -183,6 +205,7 @@ SECTIONS: dict[str, type] = {
     "unet": UNetConfig,
     "saliency": SaliencyConfig,
     "localization": LocalizationConfig,
+    "fidelity": FidelityConfig,
 }
 TOP_LEVEL = {"seed": int, "publish": bool}
 # Keys of a profile file that describe it rather than configure a stage.
@@ -210,6 +233,10 @@ def _coerce(key: str, value, annotation):
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]: a list of any length
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a list")
+        return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{key}={value!r}: expected a list of {len(args)} values")
@@ -337,6 +364,24 @@ def _validate(p: Profile) -> None:
         raise ConfigError(f"localization.n_bootstrap={p.localization.n_bootstrap}: must be >= 100")
     if not 0 < p.localization.alpha < 1:
         raise ConfigError(f"localization.alpha={p.localization.alpha}: must be in (0, 1)")
+    f = p.fidelity
+    if not 2 <= f.n_images <= d.n_holdout // 2:
+        raise ConfigError(f"fidelity.n_images={f.n_images}: must be in 2..{d.n_holdout // 2} "
+                          "(the class-2 half of data.n_holdout)")
+    if not f.units or any(u < 1 or u > min(d.image_shape) for u in f.units):
+        raise ConfigError(f"fidelity.units={list(f.units)}: each must be in 1..{min(d.image_shape)}")
+    if f.headline_unit not in f.units:
+        raise ConfigError(f"fidelity.headline_unit={f.headline_unit}: must be one of fidelity.units {list(f.units)}")
+    for key in ("l_max", "n_random_orderings", "n_faithfulness_units", "batch_size"):
+        if getattr(f, key) < 1:
+            raise ConfigError(f"fidelity.{key}={getattr(f, key)}: must be >= 1")
+    if f.l_max < 20 or f.l_max % 20:
+        raise ConfigError(f"fidelity.l_max={f.l_max}: must be a multiple of 20 (AOPC at L = 20, 40, ...)")
+    if f.n_bootstrap < 100:
+        raise ConfigError(f"fidelity.n_bootstrap={f.n_bootstrap}: must be >= 100")
+    if not 0 < f.ci < 1:
+        raise ConfigError(f"fidelity.ci={f.ci}: must be in (0, 1)")
+    check_choice("fidelity.extension", f.extension, ("all", "none"))
 
 
 def profile_path(name: str) -> Path:
