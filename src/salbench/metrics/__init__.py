@@ -1,8 +1,9 @@
-"""Metrics of saliency maps. Today: localization against pixel ground truth.
+"""Metrics of saliency maps: localization against pixel ground truth, and map similarity.
 
 ``localization`` holds the per-image metrics of Budding et al. 2021 (ROC-AUC, AP,
 PREC99) and Arun et al. 2021 (AUPRC), their registry, the batch scorer
-``score_maps`` and Arun's average-mask baseline.
+``score_maps`` and Arun's average-mask baseline. ``similarity`` holds SSIM and
+Spearman between two maps of one image and Arun's randomization baseline.
 """
 
 from salbench.metrics.localization import (
@@ -33,4 +34,26 @@ __all__ = [
     "prec99",
     "roc_auc",
     "score_maps",
+]
+
+from salbench.metrics.similarity import (  # noqa: E402
+    BASELINE_PAIRS_PER_IMAGE,
+    SSIM_SETTINGS,
+    baseline_pairs,
+    pair_grayscale,
+    randomization_baseline,
+    similarity_table,
+    spearman,
+    ssim,
+)
+
+__all__ += [
+    "BASELINE_PAIRS_PER_IMAGE",
+    "SSIM_SETTINGS",
+    "baseline_pairs",
+    "pair_grayscale",
+    "randomization_baseline",
+    "similarity_table",
+    "spearman",
+    "ssim",
 ]
