@@ -10,6 +10,11 @@ returns them with a ``method`` column added); outputs are tidy DataFrames.
   with a linear mixed-effects model (image as random intercept), two-sided at
   alpha = 0.05, turned into their verdicts "pass" / "did not pass" / "uncertain";
   plus Tukey HSD between all methods as the post hoc table.
+* ``randomization_verdicts`` / ``consistency_verdicts``: Arun et al.'s cascading-
+  randomization verdict and their Table 4 (repeatability, reproducibility).
+* ``run_mixed_model``: method effects with image and training run as crossed random
+  effects and the share of variance per source; ``verdicts_by_run``,
+  ``verdict_agreement`` and ``run_agreement`` for per-run verdicts.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 from statsmodels.stats.multitest import multipletests
 
@@ -357,3 +362,394 @@ def compare_to_baselines(
         "re_var", "resid_var", "note",
     ]]
     return BaselineComparison(table, tukey_table(used, metric, method_col, alpha) if tukey else None)
+
+
+# --------------------------------------------------------------------------- trust (Arun et al. 2021, part B)
+
+
+RANDOMIZATION_VERDICTS = ("pass", "did not pass")
+REP_VS_REPRO = ("repeatability higher", "reproducibility higher", "no significant difference", "not applicable")
+CONSISTENCY_KINDS = ("repeatability", "reproducibility")
+# Arun et al.'s low baseline for repeatability and reproducibility: "SSIM = 0.5 marks the
+# midpoint for whether the SSIM is more structurally similar or dissimilar".
+SSIM_LOW_BASELINE = 0.5
+
+
+def _by_groups(df: pd.DataFrame, by: Sequence[str]):
+    """(dict of by-values, sub-table) per group; the whole table once when ``by`` is empty."""
+    if not by:
+        yield {}, df
+        return
+    for key, g in df.groupby(list(by), sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(by, key)), g
+
+
+def _one_score_per(df: pd.DataFrame, cols: Sequence[str], score: str) -> None:
+    dup = df.duplicated(list(cols))
+    if dup.any():
+        examples = df.loc[dup, list(cols)].head(5).to_records(index=False).tolist()
+        raise ValueError(f"more than one {score!r} score per {tuple(cols)}, e.g. {examples}")
+
+
+def _finite(df: pd.DataFrame, cols: Sequence[str]) -> None:
+    for c in cols:
+        y = df[c].to_numpy(np.float64)
+        if not np.isfinite(y).all():
+            raise ValueError(f"{int((~np.isfinite(y)).sum())} NaN/Inf values in column {c!r}; drop those rows first")
+
+
+def randomization_verdicts(
+    df: pd.DataFrame,
+    score: str = "ssim",
+    baseline: str = "baseline_ssim",
+    method_col: str = "method",
+    image_col: str = "image",
+    by: Sequence[str] = (),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Arun et al. 2021's cascading-randomization verdict per method (PROTOCOLS.md B4, B6).
+
+    Input: one row per (``by``, method, image) with ``score``, the SSIM between the map of
+    the fully randomized model and the trained model's map, and ``baseline``, that
+    image's randomization baseline (``metrics.similarity.randomization_baseline``).
+
+    Arun et al.: a method "reached degradation and was classified as a pass when the
+    average SSIM was not significantly different or below the randomization baseline",
+    tested with a linear mixed-effects model, two-sided at alpha = .05. They compared
+    with a single baseline number; we compare per image (each image's SSIM with its own
+    baseline, ours). Test: ``_fit_pair``'s model as in ``compare_to_baselines`` (score ~
+    1 + is_randomized, random intercept per image, REML; Wald t with n_images - 1 df,
+    the paired t-test for complete data), estimate = mean(score - baseline). Verdict:
+    "did not pass" when p < alpha and the estimate > 0 (significantly above the
+    baseline), else "pass". ``p_wilcoxon_greater``: one-sided paired Wilcoxon
+    signed-rank test (scipy) of score > baseline, a distribution-free check (ours; not
+    used for the verdict).
+
+    Columns: ``*by, method, n_images, mean_score, mean_baseline, estimate, se, df, t,
+    p_value, ci_lo, ci_hi, p_wilcoxon_greater, verdict, test, converged, singular, note``.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    _check_columns(df, [*by, method_col, image_col, score, baseline])
+    _check_alpha(alpha)
+    _finite(df, [score, baseline])
+    _one_score_per(df, [*by, method_col, image_col], score)
+    rows = []
+    for key, g in _by_groups(df, by):
+        for method, gm in g.groupby(method_col, sort=False):
+            s = gm.set_index(image_col)
+            label = f"randomization {key or ''} {method!r}: {score!r} vs {baseline!r}".replace("  ", " ")
+            fit = _fit_pair(s[score], s[baseline].rename(score), alpha, label)
+            d = (s[score] - s[baseline]).to_numpy(np.float64)
+            p_w = float(sps.wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
+            failed = fit["p_value"] < alpha and fit["estimate"] > 0
+            rows.append({
+                **key, "method": method, "n_images": fit["n_images"],
+                "mean_score": float(s[score].mean()), "mean_baseline": float(s[baseline].mean()),
+                **{k: fit[k] for k in ("estimate", "se", "df", "t", "p_value", "ci_lo", "ci_hi")},
+                "p_wilcoxon_greater": p_w, "verdict": "did not pass" if failed else "pass",
+                "test": "mixed model (image random intercept), two-sided Wald t",
+                **{k: fit[k] for k in ("converged", "singular", "note")},
+            })
+    return pd.DataFrame(rows)
+
+
+class ConsistencyResult(NamedTuple):
+    """``consistency_verdicts``'s result: Table 4's verdicts, Tukey HSD, repeatability vs reproducibility."""
+
+    table: pd.DataFrame
+    tukey: pd.DataFrame
+    rep_vs_repro: pd.DataFrame
+
+
+def _one_sample(y: np.ndarray, value: float, alpha: float, label: str) -> dict:
+    if y.size < 2:
+        raise ValueError(f"{label}: {y.size} image(s); the test needs at least 2")
+    if np.ptp(y) == 0:
+        raise ValueError(f"{label}: every score is {y[0]!r}; a t test needs spread")
+    res = sps.ttest_1samp(y, value)
+    ci = res.confidence_interval(1 - alpha)
+    se = float(y.std(ddof=1) / np.sqrt(y.size))
+    return {"n_images": int(y.size), "estimate": float(y.mean() - value), "se": se, "df": int(y.size - 1),
+            "t": float(res.statistic), "p_value": float(res.pvalue), "ci_lo": float(ci.low - value),
+            "ci_hi": float(ci.high - value), "converged": True, "singular": False, "note": ""}
+
+
+def consistency_verdicts(
+    df: pd.DataFrame,
+    score: str = "ssim",
+    kind_col: str = "kind",
+    method_col: str = "method",
+    image_col: str = "image",
+    high_kind: str = "unet",
+    low: float = SSIM_LOW_BASELINE,
+    by: Sequence[str] = (),
+    alpha: float = 0.05,
+) -> ConsistencyResult:
+    """Arun et al. 2021's repeatability and reproducibility verdicts (Table 4; PROTOCOLS.md B5, B6).
+
+    Input: ``consistency_scores``-like rows (``*by, kind, method, image, score``), ``kind``
+    in "repeatability" (two runs of one architecture), "reproducibility" (two
+    architectures) or ``high_kind`` (two independently trained U-Nets: the high
+    baseline; its ``method`` value is ignored). Several pairs per (kind, method, image)
+    (three runs, all pairs) are averaged per image first (ours), so each image counts once.
+
+    Against the low baseline (constant SSIM ``low`` = 0.5): with one score per image the
+    image random intercept of a mixed model cannot be told from the residual, so the
+    mixed-model test of score - 0.5 is the one-sample t test (``scipy.stats.ttest_1samp``,
+    two-sided, n_images - 1 df), used here. Against the U-Net: ``compare_to_baselines``
+    (mixed model, image random intercept), per kind. Verdicts as Table 4 (``verdict``):
+    "pass" above, "did not pass" below, "uncertain" when p >= alpha.
+
+    Returns ``ConsistencyResult``: ``table`` (``*by, kind, method, baseline, role, test,
+    n_images, estimate, se, df, t, p_value, ci_lo, ci_hi, verdict, converged,
+    singular, note``); ``tukey`` (``tukey_table`` per kind over the methods and the
+    U-Net, with ``*by, kind``); ``rep_vs_repro`` (per method, repeatability -
+    reproducibility by the paired mixed model of ``compare_to_baselines``, two-sided:
+    ``result`` in ``REP_VS_REPRO``; "not applicable" with the reason in ``note`` where
+    a method lacks one of the two kinds).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    _check_columns(df, [*by, kind_col, method_col, image_col, score])
+    _check_alpha(alpha)
+    _finite(df, [score])
+    kinds = set(df[kind_col].unique())
+    unknown = kinds - {*CONSISTENCY_KINDS, high_kind}
+    if unknown:
+        raise ValueError(f"unknown {kind_col!r} values {sorted(map(str, unknown))}; "
+                         f"valid: {[*CONSISTENCY_KINDS, high_kind]}")
+    if high_kind in set(df.loc[df[kind_col] != high_kind, method_col]):
+        raise ValueError(f"a saliency method is named {high_kind!r}, the high baseline's label; rename it")
+    cols = [*by, kind_col, method_col, image_col]
+    d = df.copy()
+    d.loc[d[kind_col] == high_kind, method_col] = high_kind
+    d = d.groupby(cols, sort=False, dropna=False)[score].mean().reset_index()
+
+    rows, tukeys, rvr = [], [], []
+    for key, g in _by_groups(d, by):
+        if high_kind not in set(g[kind_col]):
+            raise KeyError(f"no {high_kind!r} rows (the high baseline) in group {key}")
+        unet = g[g[kind_col] == high_kind]
+        series = {}
+        for kind in CONSISTENCY_KINDS:
+            gk = g[g[kind_col] == kind]
+            if gk.empty:
+                continue
+            for method, gm in gk.groupby(method_col, sort=False):
+                s = gm.set_index(image_col)[score]
+                series[(kind, method)] = s
+                label = f"{key or ''} {kind} of {method!r} vs {low}".strip()
+                fit = _one_sample(s.to_numpy(np.float64), low, alpha, label)
+                rows.append({**key, "kind": kind, "method": method, "baseline": str(low), "role": "low",
+                             "test": "one-sample t, two-sided", **fit})
+            res = compare_to_baselines(pd.concat([gk, unet]), score, method_col, image_col, low=None,
+                                       high=high_kind, alpha=alpha)
+            for _, r in res.table.iterrows():
+                rows.append({**key, "kind": kind, "method": r["method"], "baseline": high_kind, "role": "high",
+                             "test": "mixed model (image random intercept), two-sided Wald t",
+                             **{k: r[k] for k in ("n_images", "estimate", "se", "df", "t", "p_value", "ci_lo",
+                                                  "ci_hi", "converged", "singular", "note")}})
+            tk = res.tukey.copy()
+            tk.insert(0, "kind", kind)
+            for i, (k, v) in enumerate(key.items()):
+                tk.insert(i, k, v)
+            tukeys.append(tk)
+        methods = list(dict.fromkeys(m for _, m in series))
+        for method in methods:
+            rep, rpr = series.get(("repeatability", method)), series.get(("reproducibility", method))
+            if rep is None or rpr is None:
+                missing = "repeatability" if rep is None else "reproducibility"
+                rvr.append({**key, "method": method, "result": "not applicable", "note": f"no {missing} scores"})
+                continue
+            fit = _fit_pair(rep, rpr, alpha, f"{key or ''} {method!r}: repeatability vs reproducibility".strip())
+            sig = fit["p_value"] < alpha
+            result = ("repeatability higher" if fit["estimate"] > 0 else "reproducibility higher") if sig \
+                else "no significant difference"
+            rvr.append({**key, "method": method,
+                        **{k: fit[k] for k in ("n_images", "estimate", "se", "df", "t", "p_value", "ci_lo",
+                                               "ci_hi", "converged", "singular")},
+                        "result": result, "note": fit["note"]})
+    table = pd.DataFrame(rows)
+    table["verdict"] = [verdict(e, p, alpha) for e, p in zip(table["estimate"], table["p_value"])]
+    table = table[[*by, "kind", "method", "baseline", "role", "test", "n_images", "estimate", "se", "df", "t",
+                   "p_value", "ci_lo", "ci_hi", "verdict", "converged", "singular", "note"]]
+    return ConsistencyResult(table, pd.concat(tukeys, ignore_index=True), pd.DataFrame(rvr))
+
+
+# --------------------------------------------------------------------------- run-level uncertainty (issue 14)
+
+
+RUN_COMPONENTS = ("image", "run", "run:method", "image:method")
+AGREEMENT = ("holds in every run", "holds in some runs", "holds in no run")
+
+
+class RunModel(NamedTuple):
+    """``run_mixed_model``'s result."""
+
+    effects: pd.DataFrame
+    variance: pd.DataFrame
+    converged: bool
+    note: str
+
+
+def _dummies(codes: np.ndarray) -> np.ndarray:
+    _, inv = np.unique(codes, return_inverse=True)
+    out = np.zeros((len(codes), int(inv.max()) + 1))
+    out[np.arange(len(codes)), inv] = 1.0
+    return out
+
+
+def run_mixed_model(
+    df: pd.DataFrame,
+    metric: str,
+    method_col: str = "method",
+    image_col: str = "image",
+    run_col: str = "run",
+    reference: str | None = None,
+    components: Sequence[str] = RUN_COMPONENTS,
+    alpha: float = 0.05,
+) -> RunModel:
+    """Method effects with image and training run as crossed random effects (issue 14).
+
+    Model (ours; Arun et al. had one run): ``score ~ method`` (treatment coding against
+    ``reference``, default the first method in the table) plus crossed random effects
+    named in ``components``: ``image`` (images differ in difficulty), ``run`` (a
+    training run shifts every method), ``run:method`` (a run shifts one method: what
+    moved PatternNet's mean AP from 0.388 to 0.218 between two runs) and
+    ``image:method``; the residual is the rest. statsmodels ``MixedLM`` with one group
+    and variance components (``VCSpec``), REML, scores standardised for the optimizer
+    and scaled back, optimizer Powell then L-BFGS (L-BFGS alone stopped at a worse
+    optimum on simulated crossed data).
+
+    Cost (measured here, 2 shared cores): 3 runs x 40 images, 2 methods: 0.6 s; 17
+    methods (2,040 rows, 774 random-effect columns): about 90 s with ``image:method``,
+    under 1 s without it. Fit one model per pair of methods (as ``compare_to_baselines``
+    does) or drop ``image:method`` for a quick look; dropping it pools image x method
+    variation into the residual, which makes method-contrast SEs too small when
+    methods rank images differently.
+
+    Inference: Wald t with containment degrees of freedom (SAS DDFM=CONTAIN; ours,
+    conservative): for a method contrast the smallest of (n_runs - 1)(n_methods - 1)
+    and (n_images - 1)(n_methods - 1) among the included interaction terms, for the
+    reference mean the smallest of n_runs - 1 and n_images - 1 among the included main
+    terms, else the residual df. With two or three runs a run variance is estimated
+    from one or two degrees of freedom: the intervals are wide, as they should be.
+    With a single method the method interactions are dropped (they are not identified).
+
+    Returns ``RunModel``: ``effects`` (``method, contrast`` ("mean" for the reference,
+    else "<method> - <reference>"), ``estimate, se, df, t, p_value, ci_lo, ci_hi``);
+    ``variance`` (``component, variance, share`` of the total, residual included);
+    ``converged`` and ``note`` (statsmodels' warnings).
+    """
+    _check_columns(df, [metric, method_col, image_col, run_col])
+    _check_alpha(alpha)
+    _finite(df, [metric])
+    _one_score_per(df, [run_col, method_col, image_col], metric)
+    bad = [c for c in components if c not in RUN_COMPONENTS]
+    if bad or len(set(components)) != len(components):
+        raise ValueError(f"components {list(components)} not valid; choose distinct ones of {list(RUN_COMPONENTS)}")
+    methods = list(dict.fromkeys(df[method_col].tolist()))
+    if reference is None:
+        reference = methods[0]
+    if reference not in methods:
+        raise KeyError(f"reference {reference!r} has no rows; methods present: {methods}")
+    methods = [reference] + [m for m in methods if m != reference]
+    components = [c for c in components if len(methods) > 1 or ":method" not in c]
+    n_runs, n_images = df[run_col].nunique(), df[image_col].nunique()
+    if "run" in components and n_runs < 2:
+        raise ValueError(f"a run variance needs at least 2 runs; column {run_col!r} has {n_runs}")
+
+    y = df[metric].to_numpy(np.float64)
+    mu, sd = y.mean(), y.std()
+    if sd == 0:
+        raise ValueError(f"every {metric!r} score is {mu!r}; there is nothing to model")
+    m_idx = pd.Categorical(df[method_col], categories=methods).codes
+    exog = np.column_stack([np.ones(len(y))] + [(m_idx == k).astype(float) for k in range(1, len(methods))])
+    codes = {
+        "image": pd.factorize(df[image_col])[0], "run": pd.factorize(df[run_col])[0],
+        "run:method": pd.MultiIndex.from_arrays([df[run_col], df[method_col]]).factorize()[0],
+        "image:method": pd.MultiIndex.from_arrays([df[image_col], df[method_col]]).factorize()[0],
+    }
+    mats = [[_dummies(codes[c])] for c in components]
+    vc = VCSpec(list(components), [[[f"{c}{j}" for j in range(m[0].shape[1])]] for c, m in zip(components, mats)],
+                mats)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = MixedLM((y - mu) / sd, exog, groups=np.zeros(len(y)), exog_vc=vc).fit(
+                reml=True, method=["powell", "lbfgs"])
+        except Exception as err:
+            raise RuntimeError(f"{metric}: run-level MixedLM fit failed: {err}") from err
+    notes = "; ".join(dict.fromkeys(f"{type(w.message).__name__}: {w.message}" for w in caught))
+
+    k_m = len(methods) - 1
+    contain_fe = [d for c, d in (("run:method", (n_runs - 1) * k_m), ("image:method", (n_images - 1) * k_m))
+                  if c in components]
+    contain_mean = [d for c, d in (("run", n_runs - 1), ("image", n_images - 1)) if c in components]
+    resid_df = len(y) - exog.shape[1]
+    fe, se = np.asarray(res.fe_params) * sd, np.asarray(res.bse_fe) * sd
+    fe[0] += mu
+    rows = []
+    for k, method in enumerate(methods):
+        dfk = int(min(contain_fe or [resid_df])) if k else int(min(contain_mean or [resid_df]))
+        dfk = max(dfk, 1)
+        t = fe[k] / se[k]
+        half = float(sps.t.ppf(1 - alpha / 2, dfk)) * se[k]
+        rows.append({
+            "method": method, "contrast": "mean" if k == 0 else f"{method} - {reference}",
+            "estimate": float(fe[k]), "se": float(se[k]), "df": dfk, "t": float(t),
+            "p_value": float(2 * sps.t.sf(abs(t), dfk)), "ci_lo": float(fe[k] - half), "ci_hi": float(fe[k] + half),
+        })
+    var = np.r_[np.asarray(res.vcomp, dtype=np.float64), float(res.scale)] * sd**2
+    variance = pd.DataFrame({"component": [*components, "residual"], "variance": var, "share": var / var.sum()})
+    return RunModel(pd.DataFrame(rows), variance, bool(res.converged), notes)
+
+
+def run_agreement(holds) -> str:
+    """Agreement of a per-run boolean: "holds in every run" / "holds in some runs" / "holds in no run"."""
+    h = np.asarray(holds)
+    if h.size == 0:
+        raise ValueError("run_agreement got no runs")
+    if h.dtype != bool:
+        raise TypeError(f"run_agreement needs booleans, one per run; got dtype {h.dtype}")
+    return AGREEMENT[0] if h.all() else AGREEMENT[1] if h.any() else AGREEMENT[2]
+
+
+def verdicts_by_run(df: pd.DataFrame, metric: str, run_col: str = "run", **compare_kwargs) -> pd.DataFrame:
+    """``compare_to_baselines`` on each run's rows separately; its table with a ``run`` column first."""
+    _check_columns(df, [run_col])
+    compare_kwargs.setdefault("tukey", False)
+    tables = []
+    for run, g in df.groupby(run_col, sort=True):
+        t = compare_to_baselines(g, metric, **compare_kwargs).table
+        t.insert(0, run_col, run)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
+
+
+def verdict_agreement(
+    per_run: pd.DataFrame,
+    keys: Sequence[str] = ("metric", "method", "baseline"),
+    run_col: str = "run",
+    verdict_col: str = "verdict",
+) -> pd.DataFrame:
+    """Per key, the verdicts of every run and whether they agree.
+
+    Columns ``*keys, n_runs, verdicts`` ("<run>: <verdict>; ..." in run order),
+    ``consensus`` (the verdict shared by every run, else "differs between runs") and
+    ``pass_agreement`` (``run_agreement`` of verdict == "pass").
+    """
+    keys = list(keys)
+    _check_columns(per_run, [*keys, run_col, verdict_col])
+    _one_score_per(per_run, [*keys, run_col], verdict_col)
+    rows = []
+    for key, g in per_run.sort_values(run_col).groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        v = g[verdict_col].astype(str).tolist()
+        rows.append({
+            **dict(zip(keys, key)), "n_runs": len(v),
+            "verdicts": "; ".join(f"{r}: {x}" for r, x in zip(g[run_col], v)),
+            "consensus": v[0] if len(set(v)) == 1 else "differs between runs",
+            "pass_agreement": run_agreement(np.array([x == "pass" for x in v])),
+        })
+    return pd.DataFrame(rows)

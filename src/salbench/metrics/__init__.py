@@ -1,8 +1,10 @@
-"""Metrics of saliency maps. Today: localization against pixel ground truth.
+"""Metrics of saliency maps: localization against pixel ground truth, perturbation
+fidelity and the reliability of metrics (Tomsett et al. 2020), and map similarity.
 
 ``localization`` holds the per-image metrics of Budding et al. 2021 (ROC-AUC, AP,
 PREC99) and Arun et al. 2021 (AUPRC), their registry, the batch scorer
-``score_maps`` and Arun's average-mask baseline.
+``score_maps`` and Arun's average-mask baseline. ``similarity`` holds SSIM and
+Spearman between two maps of one image and Arun's randomization baseline.
 """
 
 from salbench.metrics.localization import (
@@ -94,4 +96,26 @@ __all__ += [
     "ranking_alpha",
     "ranking_alpha_ci",
     "within_image_ranks",
+]
+
+from salbench.metrics.similarity import (  # noqa: E402
+    BASELINE_PAIRS_PER_IMAGE,
+    SSIM_SETTINGS,
+    baseline_pairs,
+    pair_grayscale,
+    randomization_baseline,
+    similarity_table,
+    spearman,
+    ssim,
+)
+
+__all__ += [
+    "BASELINE_PAIRS_PER_IMAGE",
+    "SSIM_SETTINGS",
+    "baseline_pairs",
+    "pair_grayscale",
+    "randomization_baseline",
+    "similarity_table",
+    "spearman",
+    "ssim",
 ]

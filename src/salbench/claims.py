@@ -1,0 +1,275 @@
+"""The claims ledger: each paper claim paper.md compares with, computed from the tables (issue 14).
+
+A ``Claim`` is a sentence from a paper with a function from the published tables
+(name -> DataFrame, each with a ``run`` column for the training run) to our statistic
+and a verdict per run and pooled over runs. ``ledger`` evaluates a list of claims into
+one row per claim (``tables/claims.csv``); ``compare_claims`` compares two ledgers by
+conclusion, not by number, and the method rankings of two summary tables by Kendall's
+tau.
+
+Why: across two training runs (or two CPUs) the per-method scores move a lot while
+most conclusions do not (issue 14: PatternNet's mean AP on MRI went from 0.388 to
+0.218 and flipped one claim); a reader needs to know which conclusions held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from salbench.stats import AGREEMENT, run_agreement
+
+POOLED = "pooled"
+RUN_COL = "run"
+EVALUATION_COLUMNS = ("run", "statistic", "holds")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One testable sentence of a paper and how to test it on our tables.
+
+    ``evaluate(tables)`` returns a DataFrame with columns ``run, statistic, holds``: one
+    row per training run and one with ``run == POOLED`` (the statistic over all runs).
+    ``paper_value`` is the paper's number where it gave one (NaN where it did not).
+    ``statistic`` names what the number is.
+    """
+
+    id: str
+    paper: str
+    sentence: str
+    statistic: str
+    evaluate: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
+    paper_value: float = float("nan")
+
+
+def _table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
+    if name not in tables:
+        raise KeyError(f"table {name!r} not given; tables: {sorted(tables)}")
+    t = tables[name]
+    missing = [c for c in columns if c not in t.columns]
+    if missing:
+        raise KeyError(f"table {name!r} lacks columns {missing}; it has {list(t.columns)}")
+    return t
+
+
+def _select(t: pd.DataFrame, where: Mapping[str, object], name: str) -> pd.DataFrame:
+    mask = np.ones(len(t), dtype=bool)
+    for col, value in where.items():
+        mask &= (t[col] == value).to_numpy()
+    if not mask.any():
+        raise ValueError(f"no row of table {name!r} matches {dict(where)}")
+    return t[mask]
+
+
+def mean_difference_claim(
+    id: str,
+    paper: str,
+    sentence: str,
+    table: str,
+    metric: str,
+    where_a: Mapping[str, object],
+    where_b: Mapping[str, object],
+    paper_value: float = float("nan"),
+    weight: str | None = "n_images",
+) -> Claim:
+    """A claim "A scores higher than B on ``metric``", from a summary table with a ``run`` column.
+
+    Per run, statistic = metric(A) - metric(B), where A and B are the single rows of
+    that run matching ``where_a`` / ``where_b`` (column -> value); holds when it is > 0.
+    Pooled: the same difference of the runs' values averaged over runs, weighted by
+    the ``weight`` column (the images per run; unweighted if None), which for a mean
+    score is the mean over all images of all runs. A direction claim without a test
+    (ours): the papers state these as directions, and the per-run agreement is what
+    tells a reader how firm it is.
+    """
+    cols = [RUN_COL, metric, *where_a, *where_b] + ([weight] if weight else [])
+
+    def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        t = _table(tables, table, list(dict.fromkeys(cols)))
+        sides = {}
+        for side, where in (("A", where_a), ("B", where_b)):
+            s = _select(t, where, table)
+            dup = s[RUN_COL].duplicated()
+            if dup.any():
+                raise ValueError(f"table {table!r}: {dict(where)} matches more than one row in run "
+                                 f"{s.loc[dup, RUN_COL].iloc[0]!r}; add a column to the filter")
+            sides[side] = s.set_index(RUN_COL)
+        runs = sides["A"].index.intersection(sides["B"].index).sort_values()
+        if runs.empty:
+            raise ValueError(f"table {table!r}: {dict(where_a)} and {dict(where_b)} share no run")
+        diff = sides["A"].loc[runs, metric].astype(float) - sides["B"].loc[runs, metric].astype(float)
+        means = []
+        for side in ("A", "B"):
+            w = sides[side].loc[runs, weight].to_numpy(float) if weight else None
+            means.append(np.average(sides[side].loc[runs, metric].to_numpy(float), weights=w))
+        pooled = float(means[0] - means[1])
+        out = pd.DataFrame({"run": list(runs), "statistic": diff.to_numpy(float)})
+        out = pd.concat([out, pd.DataFrame({"run": [POOLED], "statistic": [pooled]})], ignore_index=True)
+        out["holds"] = out["statistic"] > 0
+        return out
+
+    def label(where):
+        return f"{metric}[{', '.join(f'{k}={v}' for k, v in where.items())}]"
+
+    return Claim(id, paper, sentence, f"{label(where_a)} - {label(where_b)}", evaluate, paper_value)
+
+
+# One concrete claim (the lead adds the rest): Budding et al. 2021, Results: "in line with
+# the qualitative analysis, PatternNet performs better for the Perlin noise than for the
+# MRI background condition" (their Figure 2 gives no number).
+BUDDING_PATTERNNET_BACKGROUND = mean_difference_claim(
+    id="budding_patternnet_perlin_gt_mri",
+    paper="Budding",
+    sentence="PatternNet works better on Perlin than on MRI",
+    table="localization_summary",
+    metric="mean_ap",
+    where_a={"background": "perlin", "model": "trained", "method": "patternnet"},
+    where_b={"background": "mri", "model": "trained", "method": "patternnet"},
+)
+
+
+def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Evaluate ``claims`` on ``tables``: one row per claim (``tables/claims.csv``).
+
+    Columns: ``claim_id, paper, claim, statistic, paper_value, n_runs``, then
+    ``statistic_<run>`` per run and ``statistic_pooled``, ``holds_<run>`` per run and
+    ``holds_pooled``, and ``verdict``: ``run_agreement`` of the per-run verdicts ("holds
+    in every run" / "holds in some runs" / "holds in no run"). A claim evaluated on
+    fewer runs than the others has NaN in the runs it lacks.
+    """
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"claim ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    rows, all_runs = [], []
+    for c in claims:
+        ev = c.evaluate(tables)
+        missing = [col for col in EVALUATION_COLUMNS if col not in ev.columns]
+        if missing:
+            raise ValueError(f"claim {c.id!r}: evaluate() returned no columns {missing}")
+        runs = ev["run"].map(str)
+        if (runs == POOLED).sum() != 1:
+            raise ValueError(f"claim {c.id!r}: evaluate() must return exactly one row with run == {POOLED!r}")
+        per_run = ev[runs != POOLED]
+        if per_run.empty:
+            raise ValueError(f"claim {c.id!r}: evaluate() returned no per-run rows")
+        holds = per_run["holds"].to_numpy()
+        if holds.dtype != bool:
+            raise ValueError(f"claim {c.id!r}: holds must be booleans; got dtype {holds.dtype}")
+        pooled = ev[runs == POOLED].iloc[0]
+        row = {"claim_id": c.id, "paper": c.paper, "claim": c.sentence, "statistic": c.statistic,
+               "paper_value": float(c.paper_value), "n_runs": len(per_run)}
+        for r, s, h in zip(runs[runs != POOLED], per_run["statistic"], holds):
+            row[f"statistic_{r}"], row[f"holds_{r}"] = float(s), bool(h)
+            if r not in all_runs:
+                all_runs.append(r)
+        row["statistic_pooled"], row["holds_pooled"] = float(pooled["statistic"]), bool(pooled["holds"])
+        row["verdict"] = run_agreement(holds)
+        rows.append(row)
+    cols = ["claim_id", "paper", "claim", "statistic", "paper_value", "n_runs",
+            *[f"statistic_{r}" for r in all_runs], "statistic_pooled",
+            *[f"holds_{r}" for r in all_runs], "holds_pooled", "verdict"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+class ClaimComparison(NamedTuple):
+    """``compare_claims``'s result."""
+
+    claims: pd.DataFrame
+    rankings: pd.DataFrame | None
+    summary: str
+
+
+def method_rankings(
+    summary_a: pd.DataFrame,
+    summary_b: pd.DataFrame,
+    metrics: Sequence[str],
+    group_cols: Sequence[str] = ("background", "model"),
+    method_col: str = "method",
+) -> pd.DataFrame:
+    """Kendall's tau-b (``scipy.stats.kendalltau``) between two tables' method rankings per group and metric.
+
+    Methods present in both tables are ranked by each metric (higher is better) within
+    each group. Columns ``*group_cols, metric, n_methods, tau, p_value``; tau is NaN
+    where fewer than two methods are shared.
+    """
+    group_cols = list(group_cols)
+    for name, t in (("summary_a", summary_a), ("summary_b", summary_b)):
+        missing = [c for c in [*group_cols, method_col, *metrics] if c not in t.columns]
+        if missing:
+            raise KeyError(f"{name} lacks columns {missing}; it has {list(t.columns)}")
+    joined = summary_a.merge(summary_b, on=[*group_cols, method_col], suffixes=("_a", "_b"), validate="one_to_one")
+    rows = []
+    for key, g in joined.groupby(group_cols, sort=True) if group_cols else [((), joined)]:
+        key = key if isinstance(key, tuple) else (key,)
+        for m in metrics:
+            a, b = g[f"{m}_a"].to_numpy(float), g[f"{m}_b"].to_numpy(float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() >= 2 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
+                res = sps.kendalltau(a[ok], b[ok])
+                tau, p = float(res.statistic), float(res.pvalue)
+            else:
+                tau = p = float("nan")
+            rows.append({**dict(zip(group_cols, key)), "metric": m, "n_methods": int(ok.sum()),
+                         "tau": tau, "p_value": p})
+    return pd.DataFrame(rows)
+
+
+def compare_claims(
+    ledger_a: pd.DataFrame,
+    ledger_b: pd.DataFrame,
+    summary_a: pd.DataFrame | None = None,
+    summary_b: pd.DataFrame | None = None,
+    *,
+    metrics: Sequence[str] = ("mean_ap",),
+    group_cols: Sequence[str] = ("background", "model"),
+    method_col: str = "method",
+) -> ClaimComparison:
+    """Compare two ledgers by conclusion: which claims reach the same verdict.
+
+    A claim's conclusion is its overall ``verdict`` (holds in every / some / no run)
+    together with ``holds_pooled``; it reproduces when both are equal in the two
+    ledgers. Statistics may differ by any amount. A claim in one ledger only does not
+    reproduce ("missing"). ``claims``: ``claim_id, claim, verdict_a, verdict_b,
+    holds_pooled_a, holds_pooled_b, reproduces``. With both summaries given,
+    ``rankings`` is ``method_rankings`` over ``metrics``. ``summary``: one line, "N of M
+    conclusions reproduce; differing: <id> (<a> -> <b>), ..." (or "differing: none").
+    """
+    for name, t in (("ledger_a", ledger_a), ("ledger_b", ledger_b)):
+        missing = [c for c in ("claim_id", "claim", "verdict", "holds_pooled") if c not in t.columns]
+        if missing:
+            raise KeyError(f"{name} lacks columns {missing}; is it a ledger() table?")
+        if t["claim_id"].duplicated().any():
+            raise ValueError(f"{name} repeats claim ids {sorted(t.loc[t['claim_id'].duplicated(), 'claim_id'])}")
+    if (summary_a is None) != (summary_b is None):
+        raise ValueError("give both summaries (summary_a and summary_b) or neither")
+    cols = ["claim_id", "claim", "verdict", "holds_pooled"]
+    j = ledger_a[cols].merge(ledger_b[cols], on="claim_id", how="outer", suffixes=("_a", "_b"), sort=False)
+    j["claim"] = j["claim_a"].where(j["claim_a"].notna(), j["claim_b"])
+    for side in ("a", "b"):
+        j[f"verdict_{side}"] = j[f"verdict_{side}"].astype(object).where(j[f"verdict_{side}"].notna(), "missing")
+    same_verdict = j["verdict_a"] == j["verdict_b"]
+    same_pooled = (j["holds_pooled_a"].astype(object) == j["holds_pooled_b"].astype(object))
+    j["reproduces"] = (same_verdict & same_pooled & (j["verdict_a"] != "missing")).astype(bool)
+    out = j[["claim_id", "claim", "verdict_a", "verdict_b", "holds_pooled_a", "holds_pooled_b", "reproduces"]]
+    differing = []
+    for _, r in out[~out["reproduces"]].iterrows():
+        if r["verdict_a"] != r["verdict_b"]:
+            differing.append(f"{r['claim_id']} ({r['verdict_a']} -> {r['verdict_b']})")
+        else:
+            differing.append(f"{r['claim_id']} (pooled holds {r['holds_pooled_a']} -> {r['holds_pooled_b']})")
+    summary = (f"{int(out['reproduces'].sum())} of {len(out)} conclusions reproduce; differing: "
+               + (", ".join(differing) if differing else "none"))
+    rankings = None
+    if summary_a is not None:
+        rankings = method_rankings(summary_a, summary_b, metrics, group_cols, method_col)
+    return ClaimComparison(out.reset_index(drop=True), rankings, summary)
+
+
+__all__ = [
+    "AGREEMENT", "BUDDING_PATTERNNET_BACKGROUND", "Claim", "ClaimComparison", "POOLED", "compare_claims",
+    "ledger", "mean_difference_claim", "method_rankings",
+]
