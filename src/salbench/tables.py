@@ -62,6 +62,12 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("localization_mixed_models", ("background", "metric", "method", "baseline"), significant=True),
     TableSpec("localization_tukey", ("background", "metric", "group1", "group2"), significant=True),
     TableSpec("localization_randomization", ("background", "model", "method", "metric")),
+    TableSpec("fidelity_scores", ("background", "model", "method", "image", "style", "unit"), float_digits=6),
+    TableSpec("fidelity_random_baseline", ("background", "unit", "style", "L"), float_digits=6),
+    TableSpec("tomsett_alpha", ("background", "unit", "methods", "with_edge", "style", "column")),
+    TableSpec("tomsett_consistency", ("background", "unit", "method", "metric_a", "style_a", "metric_b", "style_b")),
+    TableSpec("tomsett_intermethod", ("background", "unit", "method_set", "style", "column")),
+    TableSpec("fidelity_validity", ("background", "unit", "style", "column", "question", "method")),
 )}
 
 

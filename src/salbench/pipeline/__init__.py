@@ -9,9 +9,10 @@ one function here per figure or table.
 * `maps`: the cached saliency maps of a variant, and the resources of methods.
 * `training`: the accuracy table and learning curves (notebook 02).
 * `localization`: ground-truth scores, baselines, statistics (notebook 04).
+* `fidelity`: perturbation metrics, their reliability and validity (notebook 05).
 
 Nothing here switches TensorFlow's execution mode: the analysis notebooks call
 `salbench.saliency.use_graph_mode()` first.
 """
 
-from salbench.pipeline import localization, maps, models, selection, training  # noqa: F401
+from salbench.pipeline import fidelity, localization, maps, models, selection, training  # noqa: F401

@@ -174,3 +174,210 @@ def lesion_share(res: fm.FidelityResult, a_batch: dict, gt: np.ndarray, d: fm.Pe
                              "drop_share_from_lesion": float(inc[on_lesion].sum() / final) if final > 0 else np.nan,
                              "final_drop": float(final)})
     return pd.DataFrame(rows)
+
+
+def score_all(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """`score_background` on both backgrounds, concatenated."""
+    parts = [score_background(profile, models, bg, progress) for bg in BACKGROUNDS]
+    return {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0]}
+
+
+# ---------------------------------------------------------------------- tables
+
+SCORE_COLUMNS = ["background", "model", "method", "image", "style", "unit"]
+
+
+def random_baseline(random: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Tomsett's Figure 2a baseline: per (background, unit, style, L), the mean over the
+    random orderings of the data-set mean AOPC, and the 2.5 and 97.5 percentiles of
+    those data-set means over orderings."""
+    rows = []
+    for (bg, unit, style), g in random.groupby(["background", "unit", "style"], sort=True):
+        for L in ls(profile):
+            per_ordering = g.groupby("ordering")[f"aopc_L{L}"].mean()
+            rows.append({"background": bg, "unit": unit, "style": style, "L": L, "mean": per_ordering.mean(),
+                         "ci_low": per_ordering.quantile(0.025), "ci_high": per_ordering.quantile(0.975),
+                         "n_orderings": len(per_ordering), "n_images": g.image.nunique()})
+    return pd.DataFrame(rows)
+
+
+def alpha(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Tomsett's Table 1: Krippendorff's alpha of the per-image method rankings, with
+    percentile bootstrap intervals, per background, unit, style, method set and metric."""
+    f = profile.fidelity
+    frames = []
+    for (bg, unit), g in scores.groupby(["background", "unit"], sort=True):
+        rng = seeding.stage_rng(profile.seed, f"fidelity/alpha/{bg}/unit{unit}")
+        t = rel.alpha_table(g, metric_columns(profile), method_sets(profile, int(unit)), rng=rng,
+                            group_by=("style",), n_boot=f.n_bootstrap, ci=f.ci)
+        frames.append(t.assign(background=bg, unit=unit))
+    out = pd.concat(frames, ignore_index=True)
+    out["methods"] = out.method_set.str.replace("_with_edge", "", regex=False)
+    out["with_edge"] = out.method_set.str.endswith("_with_edge")
+    return out[["background", "unit", "methods", "with_edge", "style", "metric", "L", "column", "alpha", "ci_low",
+                "ci_high", "kendall_w", "n_methods", "n_images", "n_excluded", "n_boot"]]
+
+
+def intermethod(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Inter-method reliability: mean pairwise Spearman between methods across images."""
+    frames = []
+    for (bg, unit), g in scores.groupby(["background", "unit"], sort=True):
+        t = rel.inter_method_table(g, metric_columns(profile), method_sets(profile, int(unit)), group_by=("style",))
+        frames.append(t.assign(background=bg, unit=unit))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["background", "unit", "method_set", "style", "metric", "L", "column", "mean_rho", "n_pairs",
+                "n_pairs_undefined", "min_n_images"]]
+
+
+def consistency(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Tomsett's Table 2: Spearman between metric variants across images, per method."""
+    L = max(ls(profile))
+    pairs = [((a.replace("L100", f"L{L}"), sa), (b.replace("L100", f"L{L}"), sb))
+             for (a, sa), (b, sb) in rel.TOMSETT_CONSISTENCY_PAIRS]
+    t = rel.consistency_table(scores, pairs, group_by=("background", "unit"))
+    return t[["background", "unit", "method", "metric_a", "style_a", "metric_b", "style_b", "rho", "n_images"]]
+
+
+def _better(column: str) -> int:
+    """+1 when a higher score is better (MoRF AOPC, F), -1 when lower is (LeRF AOPC)."""
+    return -1 if fm.parse_metric(column)[0] == "aopc_lerf" else 1
+
+
+def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Do the metrics agree with the ground truth? One row per (background, unit, style,
+    column, question, method):
+
+    * ``oracle_rank``: rank of the oracle map's mean score among every scored map
+      (1 = best in the metric's own direction); ``oracle_beats_method``: share of
+      images where the oracle scores better than `method`; ``oracle_minus_random``:
+      oracle mean minus the random-ordering mean (AOPC only; MoRF: > 0 is right, LeRF: < 0).
+    * ``spearman_with_ap``: per image, Spearman between the methods' ranking by the
+      metric (oriented so higher is better) and by localization AP; mean over images
+      with a bootstrap CI.
+    * ``lesion_share``: mean share of the MoRF drop at L = l_max from lesion units, and
+      ``lesion_units_hit``: mean share of those units touching the lesion.
+    """
+    f = profile.fidelity
+    scores, base = results["scores"], random_baseline(results["random"], profile)
+    rows = []
+    for (bg, unit, style), g in scores.groupby(["background", "unit", "style"], sort=True):
+        models_only = [m for m in g.method.unique() if m not in (ORACLE, RANDOM_MAP)]
+        for col in metric_columns(profile):
+            sign = _better(col)
+            wide = g.pivot_table(index="image", columns="method", values=col)
+            means = wide.mean()
+            ranks = (-sign * means).rank(method="min")
+            key = {"background": bg, "unit": unit, "style": style, "column": col}
+            rows.append({**key, "question": "oracle_rank", "method": ORACLE, "value": float(ranks[ORACLE]),
+                         "n_images": int(wide[ORACLE].notna().sum()), "n_methods": len(means)})
+            for m in means.index.drop(ORACLE):
+                both = wide[[ORACLE, m]].dropna()
+                rows.append({**key, "question": "oracle_beats_method", "method": m,
+                             "value": float((sign * (both[ORACLE] - both[m]) > 0).mean()), "n_images": len(both)})
+            if col != "faithfulness":
+                L = fm.parse_metric(col)[1]
+                b = base[(base.background == bg) & (base.unit == unit) & (base["style"] == style) & (base.L == L)]
+                rows.append({**key, "question": "oracle_minus_random", "method": ORACLE,
+                             "value": float(means[ORACLE] - b["mean"].iloc[0]),
+                             "random_ci_low": float(b.ci_low.iloc[0] - b["mean"].iloc[0]),
+                             "random_ci_high": float(b.ci_high.iloc[0] - b["mean"].iloc[0]),
+                             "n_images": int(wide[ORACLE].notna().sum())})
+            ap = loc_ap[loc_ap.background == bg].pivot_table(index="image", columns="method", values="ap")
+            common = [m for m in models_only if m in ap.columns]
+            rhos = []
+            for image in wide.index.intersection(ap.index):
+                a, b = sign * wide.loc[image, common].to_numpy(float), ap.loc[image, common].to_numpy(float)
+                ok = np.isfinite(a) & np.isfinite(b)
+                if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
+                    rhos.append(stats_spearman(a[ok], b[ok]))
+            if rhos:
+                rng = seeding.stage_rng(profile.seed, f"fidelity/validity/{bg}/{unit}/{style}/{col}")
+                mean, lo, hi = stats.bootstrap_ci(np.asarray(rhos), n_boot=max(1000, f.n_bootstrap // 10), rng=rng)
+            else:
+                mean = lo = hi = np.nan
+            rows.append({**key, "question": "spearman_with_ap", "method": "all", "value": mean, "ci_low": lo,
+                         "ci_high": hi, "n_images": len(rhos), "n_methods": len(common)})
+    share = results["lesion_share"]
+    for (bg, unit, style, method), g in share.groupby(["background", "unit", "style", "method"], sort=True):
+        key = {"background": bg, "unit": unit, "style": style, "column": f"aopc_morf_L{f.l_max}", "method": method}
+        rows.append({**key, "question": "lesion_share", "value": float(g.drop_share_from_lesion.mean()),
+                     "n_images": int(g.drop_share_from_lesion.notna().sum())})
+        rows.append({**key, "question": "lesion_units_hit", "value": float(g.lesion_units_hit.mean()),
+                     "n_images": len(g)})
+    out = pd.DataFrame(rows)
+    cols = ["background", "unit", "style", "column", "question", "method", "value", "ci_low", "ci_high",
+            "random_ci_low", "random_ci_high", "n_images", "n_methods"]
+    return out.reindex(columns=cols)
+
+
+def stats_spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def localization_ap(profile: Profile, models: ModelSet, methods) -> pd.DataFrame:
+    """Localization AP (Budding's scoring: |map| over brain pixels) of each method on the
+    fidelity images, for the validity question (b)."""
+    idx = fidelity_indices(profile)
+    frames = []
+    for bg in BACKGROUNDS:
+        with store.open_split(profile, SPLIT) as ho:
+            gt, mask = ho.gt(idx), ho.mask(idx)
+        for m, a in maps_of(profile, models, bg, methods, idx).items():
+            df = metrics.score_maps(a, gt, mask, metrics=("ap",), image_ids=idx)
+            frames.append(df.assign(background=bg, method=m))
+    return pd.concat(frames, ignore_index=True)
+
+
+TABLE_NAMES = ("fidelity_scores", "fidelity_random_baseline", "tomsett_alpha", "tomsett_consistency",
+               "tomsett_intermethod", "fidelity_validity")
+
+
+def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Every fidelity table of the run, by its published name."""
+    results = score_all(profile, models, progress)
+    scores = results["scores"]
+    methods = sorted(set(scores.method) - {ORACLE})
+    score_cols = [*SCORE_COLUMNS, *fm.aopc_columns(ls(profile)), "faithfulness", "faithfulness_status", "p_pred"]
+    return {
+        "fidelity_scores": scores[score_cols].sort_values(SCORE_COLUMNS, ignore_index=True),
+        "fidelity_random_baseline": random_baseline(results["random"], profile),
+        "tomsett_alpha": alpha(scores, profile),
+        "tomsett_consistency": consistency(scores, profile),
+        "tomsett_intermethod": intermethod(scores, profile),
+        "fidelity_validity": validity(results, localization_ap(profile, models, methods), profile),
+    }
+
+
+def write_tables(tabs: dict[str, pd.DataFrame], profile: Profile) -> dict[str, object]:
+    return {name: outputs.save_table(tabs[name], name, profile) for name in TABLE_NAMES}
+
+
+def headline_alpha(tabs: dict[str, pd.DataFrame], profile: Profile) -> pd.DataFrame:
+    """Tomsett's Table 1 layout at the headline unit, Tomsett's method set: alpha [CI]."""
+    t = tabs["tomsett_alpha"]
+    t = t[(t.unit == profile.fidelity.headline_unit) & (t.methods == "tomsett")]
+    t = t.assign(cell=[f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in zip(t.alpha, t.ci_low, t.ci_high)])
+    return t.pivot_table(index=["background", "metric", "L"], columns=["style", "with_edge"], values="cell",
+                         aggfunc="first", dropna=False)
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def figure2a(tabs: dict[str, pd.DataFrame], profile: Profile, background: str, unit: int | None = None):
+    """Tomsett's Figure 2a: mean AOPC minus the random-ordering baseline against L."""
+    unit = profile.fidelity.headline_unit if unit is None else unit
+    return plots.aopc_vs_random(tabs["fidelity_scores"], tabs["fidelity_random_baseline"], background, unit,
+                                ls(profile))
+
+
+def figure2b(tabs: dict[str, pd.DataFrame], profile: Profile, unit: int | None = None):
+    """Tomsett's Figure 2b: distributions of faithfulness F per method."""
+    unit = profile.fidelity.headline_unit if unit is None else unit
+    return plots.faithfulness_distributions(tabs["fidelity_scores"], unit)
+
+
+def validity_figure(tabs: dict[str, pd.DataFrame], profile: Profile):
+    return plots.fidelity_validity(tabs["fidelity_validity"], profile.fidelity.headline_unit, profile.fidelity.l_max)
