@@ -169,6 +169,16 @@ def test_failing_notebook_ends_in_one_line_and_keeps_last_good_run(mini_repo, ca
     assert _files(mini_repo) == ["build/logs/01_nb__smoke.log", "build/notebooks/01_nb__smoke.ipynb"]
 
 
+def test_cli_failing_notebook_is_one_line_without_traceback(mini_repo):
+    _write_nb(mini_repo / "notebooks" / "01_fail.ipynb", *FAIL_CELLS)
+    r = subprocess.run([sys.executable, "-m", "salbench", "reproduce", "--profile", "smoke", "--no-progress"],
+                       capture_output=True, text=True, env={**os.environ, "SALBENCH_ROOT": str(mini_repo)})
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        "error: 01_fail.ipynb failed at cell 4 (In [4]): ValueError: boom smoke; executed copy: "
+        "build/notebooks/01_fail__smoke.failed.ipynb; log: build/logs/01_fail__smoke.failed.log"]
+
+
 def test_interrupted_run_leaves_nothing_under_final_name(mini_repo, monkeypatch, capfd):
     import papermill
 
