@@ -179,6 +179,18 @@ def test_cli_failing_notebook_is_one_line_without_traceback(mini_repo):
         "build/notebooks/01_fail__smoke.failed.ipynb; log: build/logs/01_fail__smoke.failed.log"]
 
 
+def test_dead_kernel_is_one_line_naming_the_cell(mini_repo, capfd):
+    nb = mini_repo / "notebooks" / "01_die.ipynb"
+    _write_nb(nb, "import os; os._exit(3)")
+    with pytest.raises(runner.NotebookFailed) as info:
+        runner.run_notebook(nb, "smoke", {"profile": "smoke"}, progress=False)
+    assert str(info.value) == ("error: 01_die.ipynb failed at cell 3: DeadKernelError: Kernel died; executed copy: "
+                               "build/notebooks/01_die__smoke.failed.ipynb; log: build/logs/01_die__smoke.failed.log")
+    assert "Kernel died" in (mini_repo / "build" / "logs" / "01_die__smoke.failed.log").read_text()
+    term = capfd.readouterr()
+    assert term.out + term.err == ""
+
+
 def test_interrupted_run_leaves_nothing_under_final_name(mini_repo, monkeypatch, capfd):
     import papermill
 

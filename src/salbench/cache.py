@@ -186,7 +186,13 @@ def cached(stage: str, key: str, build: Callable[[Path], dict | None], meta: dic
         write_json_atomic(tmp / META, record)
         for name, want in record[FILES].items():  # just hashed: no need to hash again on the next read
             _VERIFIED[str((final / name).resolve())] = (*_signature((tmp / name).stat()), want["sha256"])
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not is_complete(final):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent build finished first: use its entry
+            return verify_entry(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

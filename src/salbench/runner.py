@@ -20,6 +20,7 @@ line, the executed copy to open and the log.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -89,11 +90,13 @@ class _Status:
         self.stream = stream or sys.stdout
         self.start = time.time()
         self.cell = ""
+        self.index: int | None = None  # of the running cell in the executed copy
         self.detail = ""
         self._drawn = 0.0
         self._shown = False
 
     def set_cell(self, index: int, total: int) -> None:
+        self.index = index
         self.cell = f"cell {index + 1}/{total}"
         self.draw(force=True)
 
@@ -169,20 +172,22 @@ def _engine_class():
     return SalbenchEngine
 
 
-def _failure_line(err, nb: Path, executed: Path, log: Path) -> str:
-    """One line for a PapermillExecutionError (or any other exception)."""
+def _failure_line(err, nb: Path, executed: Path, log: Path, current_cell: int | None = None) -> str:
+    """One line for a PapermillExecutionError (or any other exception, e.g. the kernel
+    died, raised while cell index `current_cell` of the executed copy ran)."""
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(err, PapermillExecutionError):
-        where = f"cell {_source_cell_number(executed, err.cell_index)} (In [{err.exec_count}])"
+        where = f"at cell {_source_cell_number(executed, err.cell_index)} (In [{err.exec_count}])"
         lines = [ln for ln in str(err.evalue).splitlines() if ln.strip()]
         what = f"{err.ename}: {lines[-1]}" if lines else err.ename
     else:
-        where = "outside a cell"
-        what = f"{type(err).__name__}: {err}".splitlines()[0]
+        where = (f"at cell {_source_cell_number(executed, current_cell)}" if current_cell is not None
+                 else "before its first cell")
+        what = (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0]
     what = what if len(what) <= 300 else what[:297] + "..."
     opened = f"; executed copy: {_rel(executed)}" if executed.exists() else ""
-    return f"error: {nb.name} failed at {where}: {what}{opened}; log: {_rel(log)}"
+    return f"error: {nb.name} failed {where}: {what}{opened}; log: {_rel(log)}"
 
 
 def _source_cell_number(executed: Path, index: int) -> int:
@@ -213,9 +218,16 @@ def run_notebook(nb: Path, profile: str, parameters: dict, label: str = "", prog
     status = _Status(f"{label} {nb.stem}", enabled=progress and sys.stdout.isatty())
     start = time.time()
     error = None
+    # papermill's and nbclient's own messages (e.g. "Kernel died") go to the log too.
+    pm_log = logging.getLogger("papermill")
+    handler = logging.StreamHandler()
+    saved = pm_log.propagate
     running_log.unlink(missing_ok=True)
     # Append mode: the kernel writes to the same file through its own descriptor.
     with open(running_log, "a", buffering=1) as fh:
+        handler.setStream(fh)
+        pm_log.addHandler(handler)
+        pm_log.propagate = False
         try:
             pm.execute_notebook(
                 str(nb), str(running), parameters=parameters, progress_bar=False, log_output=False,
@@ -231,6 +243,8 @@ def run_notebook(nb: Path, profile: str, parameters: dict, label: str = "", prog
             text = getattr(err, "traceback", None)
             fh.write("\n" + _ANSI.sub("", "\n".join(text) if text else traceback.format_exc()) + "\n")
         finally:
+            pm_log.removeHandler(handler)
+            pm_log.propagate = saved
             status.clear()
     seconds = time.time() - start
     if error is None:
@@ -248,7 +262,7 @@ def run_notebook(nb: Path, profile: str, parameters: dict, label: str = "", prog
         print(f"{label} {nb.stem}: interrupted after {_duration(seconds)}{kept}; log: {_rel(failed_log)}",
               file=sys.stderr, flush=True)
         raise NotebookFailed(130)
-    raise NotebookFailed(_failure_line(error, nb, failed, failed_log))
+    raise NotebookFailed(_failure_line(error, nb, failed, failed_log, status.index))
 
 
 def reproduce(profile: str, only: list[str] | None = None, params: dict | None = None, progress: bool = True) -> list[Path]:

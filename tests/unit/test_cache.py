@@ -95,3 +95,13 @@ def test_stage_streams_are_independent_and_stable():
     assert not np.allclose(a, b)
     assert np.array_equal(a, again)
     assert seeding.stage_int_seed(1, "train", 0) != seeding.stage_int_seed(1, "train", 1)
+
+
+def test_concurrent_build_that_finishes_second_uses_the_first_entry(tmp_cache):
+    def racing(tmp):
+        (tmp / "mine.bin").write_bytes(b"second")
+        cache.cached("stage", "k10", lambda t: (t / "theirs.bin").write_bytes(b"first") and None)
+
+    path = cache.cached("stage", "k10", racing)
+    assert (path / "theirs.bin").exists() and not (path / "mine.bin").exists()
+    assert not list(tmp_cache.glob("stage/k10.tmp-*"))
