@@ -98,6 +98,7 @@ class _Status:
     def set_cell(self, index: int, total: int) -> None:
         self.index = index
         self.cell = f"cell {index + 1}/{total}"
+        self.detail = ""  # the previous cell's progress is over
         self.draw(force=True)
 
     def set_detail(self, text: str) -> None:
