@@ -7,6 +7,9 @@ PROFILE ?= quick
 TOLERANCE ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED := 0
+# Jupyter refuses to run as root without --allow-root (containers often run as root).
+USER_ID ?= $(shell id -u)
+JUPYTER_ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup reproduce test test-unit test-notebooks compare bench lab clean-cache clean
@@ -51,7 +54,7 @@ bench: $(STAMP)  ## timing and memory benchmarks (not tests)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) notebooks
 
 clean-cache:  ## delete cached data, models and maps (build/cache)
 	rm -rf build/cache

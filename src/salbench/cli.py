@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import time
 from pathlib import Path
 
-from salbench import paths
-from salbench import config
-from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, Profile, load_profile
-
-
-def notebooks() -> list[Path]:
-    return sorted((paths.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, load_profile
+from salbench.runner import notebooks, profile_parameter, reproduce, select_notebooks  # noqa: F401 -- moved; names kept
 
 
 def _parse_param(text: str):
@@ -26,70 +20,6 @@ def _parse_param(text: str):
     except (ValueError, SyntaxError):
         value = raw
     return name.strip(), value
-
-
-def select_notebooks(only: list[str] | None) -> list[Path]:
-    found = notebooks()
-    if not only:
-        return found
-    chosen = []
-    names = [p.stem for p in found]
-    for want in only:
-        match = [p for p in found if p.stem == want or p.stem.startswith(want + "_") or p.stem[:2] == want]
-        if not match:
-            raise SystemExit(f"--only {want!r}: no such notebook; valid: {names}")
-        chosen += [m for m in match if m not in chosen]
-    return sorted(chosen)
-
-
-def profile_parameter(profile: Profile) -> str:
-    """What the notebooks' `profile` parameter gets: the name of a built-in profile used
-    as written, else the path of the resolved profile dumped to build/profiles/."""
-    if profile.name in PROFILES and not profile.overrides:
-        return profile.name
-    return str(config.dump_profile(profile, paths.build_dir() / "profiles" / f"{profile.name}.yaml"))
-
-
-def reproduce(profile: str | Profile, only: list[str] | None = None, params: dict | None = None,
-              progress: bool = True) -> list[Path]:
-    """Run the notebooks in order with papermill; return the executed copies."""
-    import papermill as pm
-
-    resolved = profile if isinstance(profile, Profile) else load_profile(profile)  # fail early on a bad profile
-    profile = resolved.name
-    profile_arg = profile_parameter(resolved)
-    params = dict(params or {})
-    selected = select_notebooks(only)
-    out_dir = paths.build_dir() / "notebooks"
-    log_dir = paths.build_dir() / "logs"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    # Check every notebook's parameters before running any of them.
-    for nb in selected:
-        declared = pm.inspect_notebook(str(nb))
-        if "profile" not in declared:
-            raise SystemExit(f"{nb.name}: its parameters cell does not declare 'profile'")
-    unknown = {k for k in params if not any(k in pm.inspect_notebook(str(nb)) for nb in selected)}
-    if unknown:
-        raise SystemExit(f"parameter(s) {sorted(unknown)} are not declared by any of {[n.stem for n in selected]}")
-    executed = []
-    for i, nb in enumerate(selected, 1):
-        declared = pm.inspect_notebook(str(nb))
-        nb_params = {"profile": profile_arg, **{k: v for k, v in params.items() if k in declared}}
-        out = out_dir / f"{nb.stem}__{profile}.ipynb"
-        tmp = out.with_name(f".{out.stem}.running.ipynb")
-        log = log_dir / f"{nb.stem}__{profile}.log"
-        print(f"[{i}/{len(selected)}] {nb.name} (profile={profile}) -> {out.relative_to(paths.repo_root())}", flush=True)
-        start = time.time()
-        with open(log, "w") as fh:
-            pm.execute_notebook(
-                str(nb), str(tmp), parameters=nb_params, progress_bar=progress,
-                stdout_file=fh, stderr_file=fh, cwd=str(nb.parent), kernel_name="python3",
-            )
-        tmp.replace(out)  # only a notebook that ran to the end gets the final name
-        print(f"    done in {time.time() - start:.0f} s; log: {log.relative_to(paths.repo_root())}", flush=True)
-        executed.append(out)
-    return executed
 
 
 def _one_line(err: BaseException) -> str:

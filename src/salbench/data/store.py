@@ -89,7 +89,8 @@ def default_workers() -> int:
 
 
 def ensure_dataset(profile: Profile, workers: int | None = None, progress: bool = True) -> Path:
-    """The cache folder holding the profile's data set, generating it if needed."""
+    """The cache folder holding the profile's data set, generating it if needed; a
+    cached data set is verified against its checksums first (regenerated if corrupt)."""
     cfg, seed = profile.data, profile.seed
     workers = default_workers() if workers is None else workers
 
@@ -108,7 +109,12 @@ class SplitReader:
         check_choice("split", split, SPLITS)
         self.path = Path(folder) / f"{split}.h5"
         self.split = split
-        self._file = h5py.File(self.path, "r")
+        if cache.is_complete(Path(folder)):  # a cache entry: never read a corrupt file
+            cache.verify_file(Path(folder), self.path.name)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise cache.CacheError(f"{self.path}: not a readable HDF5 data file ({err})") from None
         self.n = self._file["y"].shape[0]
 
     def __len__(self) -> int:
