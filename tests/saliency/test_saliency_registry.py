@@ -160,6 +160,19 @@ def test_maps_are_float32_nhw(model, x, name):
     assert np.abs(a).max() > 0, "an all-zero map would make the checks below vacuous"
 
 
+@pytest.mark.parametrize("name", sorted((BUDDING | TOMSETT | ARUN) - SKIP_GENERIC - {"sobel", "random"}))
+def test_weights_changed_in_place_give_the_maps_of_a_fresh_model(x, name):
+    """Model variants (cascades) assign weights to one model object in place: every
+    method's cached state (analyzers, DeepSHAP's explainer) must follow them."""
+    params = dict(FAST.get(name, {}))
+    if name == "deep_shap":
+        params["background"] = np.random.default_rng(2).random((4, H, W, 1)).astype("float32")
+    reused, fresh = tiny_classifier(seed=11), tiny_classifier(seed=12)
+    S.explain(reused, x, name, **params)  # builds and caches its pieces
+    reused.set_weights(fresh.get_weights())
+    assert_same_maps(S.explain(reused, x, name, **params), S.explain(fresh, x, name, **params))
+
+
 def test_channels_summed_and_nhw_input_accepted(model, x):
     a = S.explain(model, x, "gradient")
     b = S.explain(model, x[..., 0], "gradient")  # (N, H, W) gains the channel axis

@@ -82,7 +82,10 @@ def deep_shap(model, x_batch, *, background=None, target=None):
         phis = np.asarray(ex.shap_values(x_batch, check_additivity=False))
         phi = np.take_along_axis(phis, t[:, None, None, None, None], axis=-1)[..., 0]
     f = logits(model, x_batch)[np.arange(len(x_batch)), t]
-    expected = np.asarray(ex.expected_value)[t]
+    # E[f(background)] with the model's current weights: the explainer's own
+    # expected_value is fixed when it is built, and a model's weights can change in
+    # place since (a cascade's variants share one model object).
+    expected = logits(model, bg).mean(axis=0)[t]
     total = phi.reshape(len(phi), -1).sum(axis=1, dtype=np.float64)
     err = np.abs(total - (f - expected))
     bad = err > ADDITIVITY_RTOL * (np.abs(f) + np.abs(expected) + 1.0)
