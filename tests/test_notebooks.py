@@ -11,7 +11,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from salbench import cache, paths, runner
+from salbench import paths, runner
 from salbench.config import PROFILES, load_profile
 
 NOTEBOOKS = runner.notebooks()

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from salbench import paths, provenance
+from salbench import atomic, paths, provenance
 
 META = "meta.json"
 FILES = "files"  # meta.json key: {relative path: {"size": bytes, "sha256": hex}}
@@ -67,10 +67,7 @@ def read_meta(path: Path) -> dict:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    atomic.write_json(path, obj)
 
 
 # --------------------------------------------------------------------------- checksums

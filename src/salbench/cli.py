@@ -7,7 +7,8 @@ import ast
 import sys
 from pathlib import Path
 
-from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError, load_profile
+from salbench import config
+from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError
 from salbench.runner import notebooks, profile_parameter, reproduce, select_notebooks  # noqa: F401 -- moved; names kept
 
 

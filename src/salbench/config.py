@@ -24,7 +24,6 @@ import json
 import os
 import re
 import typing
-import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -611,14 +610,9 @@ def dump_profile(profile: Profile, path: str | Path) -> Path:
     raw.update({section: as_dict(getattr(profile, section)) for section in SECTIONS})
     text = "# Written by salbench.config.dump_profile; load with salbench.config.load_profile(path).\n"
     text += yaml.safe_dump(raw, sort_keys=False, default_flow_style=False, width=10**9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from salbench import atomic
+
+    return atomic.write_text(path, text)
 
 
 def as_dict(obj) -> dict:

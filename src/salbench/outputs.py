@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
-from salbench import cache, paths, provenance, tables
+from salbench import atomic, paths, provenance, tables
 from salbench.config import Profile
 
 
@@ -37,20 +35,14 @@ def _record(folder: Path, filename: str, profile: Profile, diff: str = "") -> No
         # Named by content: files written before and after an edit keep their own diff.
         diff_name = f"provenance-{hashlib.sha256(diff.encode()).hexdigest()[:12]}.diff"
         if not (folder / diff_name).exists():
-            tmp = _tmp(folder / diff_name)
-            tmp.write_text(diff)
-            os.replace(tmp, folder / diff_name)
+            atomic.write_text(folder / diff_name, diff)
         rec["git_diff"] = diff_name
     entries[filename] = rec
-    cache.write_json_atomic(log, dict(sorted(entries.items())))
+    atomic.write_json(log, dict(sorted(entries.items())))
     used = {e.get("git_diff") for e in entries.values()}
     for stale in folder.glob("provenance-*.diff"):
         if stale.name not in used:
             stale.unlink()
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
 # Resolution (dots per inch) of the figures of non-publishing runs (smoke), in the saved
@@ -67,13 +59,12 @@ def save_figure(fig, name: str, profile: Profile, dpi: float | None = None) -> P
     diff = _check_code(profile)
     figures, _ = paths.output_dirs(profile.name, profile.publish)
     path = figures / f"{name}.png"
-    tmp = _tmp(path)
     if dpi is None and not profile.publish:
         dpi = PREVIEW_DPI
     if dpi is not None:
         fig.set_dpi(dpi)  # IPython's inline display renders at the figure's dpi
-    fig.savefig(tmp, dpi=dpi, metadata={"Software": None})  # no version/time stamps: byte-stable
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, metadata={"Software": None})  # no version/time stamps: byte-stable
     _record(figures, path.name, profile, diff)
     return path
 
@@ -89,12 +80,8 @@ def save_table(df: pd.DataFrame, name: str, profile: Profile) -> Path:
     _, folder = paths.output_dirs(profile.name, profile.publish)
     fmt = spec.float_format
     path = folder / f"{name}.csv"
-    tmp = _tmp(path)
-    df.to_csv(tmp, index=False, float_format=f"%{fmt}")
-    os.replace(tmp, path)
-    md = folder / f"{name}.md"
-    tmp = _tmp(md)
-    tmp.write_text(df.to_markdown(index=False, floatfmt=fmt) + "\n")
-    os.replace(tmp, md)
+    with atomic.atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=f"%{fmt}")
+    atomic.write_text(folder / f"{name}.md", df.to_markdown(index=False, floatfmt=fmt) + "\n")
     _record(folder, path.name, profile, diff)
     return path

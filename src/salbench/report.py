@@ -31,9 +31,7 @@ reported numbers are literal text in paper.md, not generated.
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +40,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from salbench import paths, tables
+from salbench import atomic, paths, tables
 
 
 class ReportError(ValueError):
@@ -619,9 +617,7 @@ def refresh(paper: Path | None = None, tables_dir: Path | None = None) -> list[P
     changed = [p for p in parts(text, t) if p.differs]
     new = render(text, t)
     if new != text:
-        tmp = paper.with_name(f".{paper.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text(new)
-        os.replace(tmp, paper)
+        atomic.write_text(paper, new)
     return changed
 
 

@@ -29,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-from salbench import cache, config, paths
+from salbench import atomic, cache, config, paths
 from salbench.config import PROFILES, Profile, load_profile
 
 # Kernel output that never reaches the terminal (it stays in the log): TensorFlow's
@@ -370,9 +370,8 @@ def clean_notebook(path: Path, root: Path | None = None) -> Path:
                 out.traceback = [_scrub_paths(_ANSI.sub("", t), roots) for t in out.traceback]
             outputs.append(out)
         cell.outputs = outputs
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        nbformat.write(nb, tmp)
     return path
 
 

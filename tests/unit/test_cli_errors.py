@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from salbench import cli
+from salbench import cli, runner
 from salbench.config import load_profile
 from salbench.data import store
 
@@ -141,7 +141,7 @@ def test_data_command_uses_the_resolved_profile(tmp_cache, tmp_path, capsys, mon
 
 
 def test_reproduce_hands_the_notebooks_the_resolved_profile(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.paths, "build_dir", lambda: tmp_path / "build")  # not the repository's build/
+    monkeypatch.setattr(runner.paths, "build_dir", lambda: tmp_path / "build")  # not the repository's build/
     seen = []
     monkeypatch.setattr(cli, "reproduce", lambda profile, *a, **k: seen.append(profile))
     assert cli.main(["reproduce", "--profile", "smoke", "--set", "classifier.max_epochs=2"]) == 0
