@@ -29,6 +29,8 @@ from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 from statsmodels.stats.multitest import multipletests
 
+from salbench.batching import batch_slices
+
 VERDICTS = ("pass", "did not pass", "uncertain")
 P_ADJUST = ("none", "holm", "bonferroni", "fdr_bh")
 
@@ -92,9 +94,8 @@ def bootstrap_ci(values, n_boot: int = 2000, alpha: float = 0.05, rng=None) -> t
     n, n_boot = x.size, int(n_boot)
     means = np.empty(n_boot)
     step = max(1, _BOOT_CHUNK // n)
-    for start in range(0, n_boot, step):
-        stop = min(n_boot, start + step)
-        means[start:stop] = x[gen.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    for s in batch_slices(n_boot, step):
+        means[s] = x[gen.integers(0, n, size=(s.stop - s.start, n))].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(x.mean()), float(lo), float(hi)
 

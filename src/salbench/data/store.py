@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from salbench import cache, config
+from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, SPLITS, DataConfig, Profile, check_choice
 from salbench.data import generator
 
@@ -223,11 +224,10 @@ def export_npz(profile: Profile, background: str, split: str, out: Path, start: 
             y = np.empty(count, np.int64)
             gt = np.empty((count, h, w), bool)
             mask = np.empty((count, h, w), bool)
-            for s in range(0, count, cfg.chunk_size):
-                stop = min(s + cfg.chunk_size, count)
-                samples = generator.generate(cfg, profile.seed, split, np.arange(start + s, start + stop))
-                x[s:stop, ..., 0] = samples.x[background]
-                y[s:stop], gt[s:stop], mask[s:stop] = samples.y, samples.gt, samples.mask
+            for s in batch_slices(count, cfg.chunk_size):
+                samples = generator.generate(cfg, profile.seed, split, np.arange(start + s.start, start + s.stop))
+                x[s, ..., 0] = samples.x[background]
+                y[s], gt[s], mask[s] = samples.y, samples.gt, samples.mask
             np.savez_compressed(fh, x=x, y=y, gt=gt, mask=mask)
         os.replace(tmp, out)
     except OSError as err:

@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from salbench.batching import batch_slices
 from salbench.errors import NonFiniteMapError
 
 STYLES = ("mean", "uniform")
@@ -347,9 +348,7 @@ def _check_probs(p: np.ndarray, n: int) -> np.ndarray:
 
 
 def _predict_batched(predict, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([
-        _check_probs(predict(x[s:s + batch_size]), len(x[s:s + batch_size])) for s in range(0, len(x), batch_size)
-    ])
+    return np.concatenate([_check_probs(predict(x[s]), s.stop - s.start) for s in batch_slices(len(x), batch_size)])
 
 
 def score_fidelity(

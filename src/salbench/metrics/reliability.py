@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from salbench.batching import batch_slices
 from salbench.metrics.fidelity import parse_metric
 
 LEVELS = ("ordinal", "interval")
@@ -158,8 +159,8 @@ def ranking_alpha_ci(
     domain = np.unique(ranks)
     onehot = (ranks[:, :, None] == domain).reshape(n, -1).astype(np.float64)  # (images, methods * values)
     boots = np.empty(int(n_boot))
-    for start in range(0, int(n_boot), _BOOT_CHUNK):
-        stop = min(int(n_boot), start + _BOOT_CHUNK)
+    for sl in batch_slices(int(n_boot), _BOOT_CHUNK):
+        start, stop = sl.start, sl.stop
         weights = rng.multinomial(n, np.full(n, 1.0 / n), size=stop - start)  # times each image is drawn
         counts = (weights @ onehot).reshape(stop - start, ranks.shape[1], domain.size)
         for b, vc in enumerate(counts):
