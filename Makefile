@@ -12,7 +12,7 @@ USER_ID ?= $(shell id -u)
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-unit test-notebooks compare bench lab clean-cache clean
+.PHONY: help setup reproduce test test-unit test-notebooks compare compare-numeric bench lab clean-cache clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ setup: $(STAMP)  ## create .venv and install the pinned stack
 reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run), then refresh paper.md
 	$(BIN)/python -m salbench reproduce --profile $(PROFILE)
 	@if $(BIN)/python -c "import sys; from salbench.config import load_profile; sys.exit(not load_profile('$(PROFILE)').publish)"; \
-	then $(BIN)/python -m salbench report; \
+	then $(BIN)/python -m salbench claims && $(BIN)/python -m salbench report; \
 	else echo "profile $(PROFILE) does not publish tables/: paper.md left as it is"; fi
 
 test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke defaults
@@ -47,8 +47,13 @@ test-unit: $(STAMP)  ## paper.md's generated numbers, unit and reference tests (
 test-notebooks: $(STAMP)  ## nbval (lax) on the committed notebooks' smoke defaults
 	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
-compare: $(STAMP)  ## compare tables/ of your run with the committed ones (TOLERANCE=0: same machine)
-	$(BIN)/python -m salbench compare --tolerance $(TOLERANCE)
+# By conclusion by default: on any CPU but the one that made the committed tables the numbers
+# differ (bf16, thread scheduling), so a numeric default would fail for nearly every user.
+compare: $(STAMP)  ## do your tables/ reach the committed conclusions? (claims, verdicts, method rankings)
+	$(BIN)/python -m salbench compare --claims
+
+compare-numeric: $(STAMP)  ## compare tables/ with the committed ones row by row (TOLERANCE=0: same machine)
+	$(BIN)/python -m salbench compare --numeric --tolerance $(TOLERANCE)
 
 bench: $(STAMP)  ## timing and memory benchmarks (not tests)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

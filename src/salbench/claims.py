@@ -14,18 +14,26 @@ most conclusions do not (issue 14: PatternNet's mean AP on MRI went from 0.388 t
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from salbench import paths, tables as table_specs
 from salbench.stats import AGREEMENT, run_agreement
 
 POOLED = "pooled"
 RUN_COL = "run"
 EVALUATION_COLUMNS = ("run", "statistic", "holds")
+# A table written before runs existed (no ``run`` column) holds one classifier run: run 0.
+DEFAULT_RUN = "0"
+# Two means closer than this are tied (the per-image scores carry 6 decimals).
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,8 @@ class Claim:
 
     ``evaluate(tables)`` returns a DataFrame with columns ``run, statistic, holds``: one
     row per training run and one with ``run == POOLED`` (the statistic over all runs).
-    ``paper_value`` is the paper's number where it gave one (NaN where it did not).
-    ``statistic`` names what the number is.
+    ``paper_value`` is what the paper reports for it, quoted as text (its numbers with
+    their ± SD and dataset; "" where it gave none). ``statistic`` names what our number is.
     """
 
     id: str
@@ -43,13 +51,26 @@ class Claim:
     sentence: str
     statistic: str
     evaluate: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
-    paper_value: float = float("nan")
+    paper_value: str = ""
+
+
+def with_runs(t: pd.DataFrame) -> pd.DataFrame:
+    """``t`` with its ``run`` column as text; a table without one is run 0 (one classifier run)."""
+    t = t.copy()
+    t[RUN_COL] = t[RUN_COL].astype(str) if RUN_COL in t.columns else DEFAULT_RUN
+    return t
+
+
+def run_order(runs) -> list[str]:
+    """Runs as text, numeric ones first in numeric order, ``pooled`` left out."""
+    runs = {str(r) for r in runs} - {POOLED}
+    return sorted(runs, key=lambda r: (0, int(r), "") if r.isdigit() else (1, 0, r))
 
 
 def _table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
     if name not in tables:
         raise KeyError(f"table {name!r} not given; tables: {sorted(tables)}")
-    t = tables[name]
+    t = with_runs(tables[name])
     missing = [c for c in columns if c not in t.columns]
     if missing:
         raise KeyError(f"table {name!r} lacks columns {missing}; it has {list(t.columns)}")
@@ -57,9 +78,10 @@ def _table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]
 
 
 def _select(t: pd.DataFrame, where: Mapping[str, object], name: str) -> pd.DataFrame:
+    """Rows matching every column -> value (a list or tuple value: any of them)."""
     mask = np.ones(len(t), dtype=bool)
     for col, value in where.items():
-        mask &= (t[col] == value).to_numpy()
+        mask &= (t[col].isin(list(value)) if isinstance(value, (list, tuple)) else t[col] == value).to_numpy()
     if not mask.any():
         raise ValueError(f"no row of table {name!r} matches {dict(where)}")
     return t[mask]
@@ -73,8 +95,9 @@ def mean_difference_claim(
     metric: str,
     where_a: Mapping[str, object],
     where_b: Mapping[str, object],
-    paper_value: float = float("nan"),
+    paper_value: str = "",
     weight: str | None = "n_images",
+    statistic: str | None = None,
 ) -> Claim:
     """A claim "A scores higher than B on ``metric``", from a summary table with a ``run`` column.
 
@@ -84,7 +107,9 @@ def mean_difference_claim(
     the ``weight`` column (the images per run; unweighted if None), which for a mean
     score is the mean over all images of all runs. A direction claim without a test
     (ours): the papers state these as directions, and the per-run agreement is what
-    tells a reader how firm it is.
+    tells a reader how firm it is. ``statistic`` labels the number (default: built
+    from the filters). Rows with ``run == "pooled"`` in the table are ignored: the
+    pooled value is computed here.
     """
     cols = [RUN_COL, metric, *where_a, *where_b] + ([weight] if weight else [])
 
@@ -92,14 +117,14 @@ def mean_difference_claim(
         t = _table(tables, table, list(dict.fromkeys(cols)))
         sides = {}
         for side, where in (("A", where_a), ("B", where_b)):
-            s = _select(t, where, table)
+            s = _select(t[t[RUN_COL] != POOLED], where, table)
             dup = s[RUN_COL].duplicated()
             if dup.any():
                 raise ValueError(f"table {table!r}: {dict(where)} matches more than one row in run "
                                  f"{s.loc[dup, RUN_COL].iloc[0]!r}; add a column to the filter")
             sides[side] = s.set_index(RUN_COL)
-        runs = sides["A"].index.intersection(sides["B"].index).sort_values()
-        if runs.empty:
+        runs = run_order(sides["A"].index.intersection(sides["B"].index))
+        if not runs:
             raise ValueError(f"table {table!r}: {dict(where_a)} and {dict(where_b)} share no run")
         diff = sides["A"].loc[runs, metric].astype(float) - sides["B"].loc[runs, metric].astype(float)
         means = []
@@ -115,21 +140,112 @@ def mean_difference_claim(
     def label(where):
         return f"{metric}[{', '.join(f'{k}={v}' for k, v in where.items())}]"
 
-    return Claim(id, paper, sentence, f"{label(where_a)} - {label(where_b)}", evaluate, paper_value)
+    return Claim(id, paper, sentence, statistic or f"{label(where_a)} - {label(where_b)}", evaluate, paper_value)
 
 
-# One concrete claim (the lead adds the rest): Budding et al. 2021, Results: "in line with
-# the qualitative analysis, PatternNet performs better for the Perlin noise than for the
-# MRI background condition" (their Figure 2 gives no number).
-BUDDING_PATTERNNET_BACKGROUND = mean_difference_claim(
-    id="budding_patternnet_perlin_gt_mri",
-    paper="Budding",
-    sentence="PatternNet works better on Perlin than on MRI",
-    table="localization_summary",
-    metric="mean_ap",
-    where_a={"background": "perlin", "model": "trained", "method": "patternnet"},
-    where_b={"background": "mri", "model": "trained", "method": "patternnet"},
-)
+def _evaluation(per_run: dict[str, float], pooled: float, holds: Callable[[float], bool]) -> pd.DataFrame:
+    runs = run_order(per_run)
+    out = pd.DataFrame({"run": [*runs, POOLED], "statistic": [float(per_run[r]) for r in runs] + [float(pooled)]})
+    out["holds"] = np.array([bool(holds(x)) for x in out["statistic"]], dtype=bool)
+    return out
+
+
+def means_claim(
+    id: str,
+    paper: str,
+    sentence: str,
+    statistic: str,
+    table: str,
+    index: Sequence[str],
+    values: Sequence[str],
+    compute: Callable[[pd.DataFrame], float],
+    holds: Callable[[float], bool],
+    weight: str | None = "n_images",
+    paper_value: str = "",
+) -> Claim:
+    """A claim computed from a table of means (e.g. ``localization_summary``) by ``compute``.
+
+    Per run, ``compute`` gets that run's rows indexed by ``index`` (unique per run) with
+    the ``values`` columns and returns the statistic; ``holds(statistic)`` is the
+    verdict. Pooled: ``compute`` on the means over runs, weighted by the ``weight``
+    column (images per run; unweighted if None), which for a mean score is the mean
+    over all images of all runs (ours). Rows with ``run == "pooled"`` are ignored.
+    """
+    index, values = list(index), list(values)
+    cols = [RUN_COL, *index, *values] + ([weight] if weight else [])
+
+    def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        t = _table(tables, table, list(dict.fromkeys(cols)))
+        t = t[t[RUN_COL] != POOLED]
+        if t.empty:
+            raise ValueError(f"table {table!r} has no rows for claim {id!r}")
+        dup = t.duplicated([RUN_COL, *index])
+        if dup.any():
+            raise ValueError(f"table {table!r}: {dict(t.loc[dup, [RUN_COL, *index]].iloc[0])} occurs more than once; "
+                             f"claim {id!r} needs one row per {[RUN_COL, *index]}")
+        per_run = {r: compute(g.set_index(index)[values].sort_index()) for r, g in t.groupby(RUN_COL)}
+        w = t[weight].astype(float) if weight else pd.Series(1.0, index=t.index)
+        if (w <= 0).any() or w.isna().any():
+            raise ValueError(f"table {table!r}: weight column {weight!r} must be positive; got {w.min()}")
+        weighted = t[values].astype(float).mul(w, axis=0).assign(_w=w)
+        sums = weighted.groupby([t[c] for c in index]).sum()
+        pooled = sums[values].div(sums["_w"], axis=0).sort_index()
+        return _evaluation(per_run, compute(pooled), holds)
+
+    return Claim(id, paper, sentence, statistic, evaluate, paper_value)
+
+
+def verdict_claim(
+    id: str,
+    paper: str,
+    sentence: str,
+    statistic: str,
+    expected: Mapping[str, str],
+    where: Mapping[str, object],
+    table: str = "localization_mixed_models",
+    keys: Sequence[str] = ("background", "metric", "method", "baseline"),
+    verdict_col: str = "verdict",
+    paper_value: str = "",
+) -> Claim:
+    """A claim that tests reach given verdicts: ``expected`` maps a method to its verdict
+    (e.g. "pass" against the average mask), over the rows matching ``where``.
+
+    Statistic: the number of those comparisons (one per background and method) whose
+    verdict is not the expected one; the claim holds when it is 0. Every method must have
+    a row in every background of every run. Pooled: the table's rows with ``run ==
+    "pooled"`` where it has them (a test on all runs together); otherwise a comparison's
+    pooled verdict is its verdict if every run reached the same one, else "differs
+    between runs", which counts against the claim (ours).
+    """
+    keys = list(keys)
+    methods = list(expected)
+
+    def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        t = _table(tables, table, list(dict.fromkeys([RUN_COL, *keys, *where, verdict_col])))
+        t = _select(t, {**where, "method": methods}, table)
+        backgrounds = sorted(t["background"].unique())
+
+        def mismatches(g: pd.DataFrame, run: str) -> float:
+            have = set(zip(g["background"], g["method"]))
+            missing = [(b, m) for b in backgrounds for m in methods if (b, m) not in have]
+            if missing:
+                raise ValueError(f"table {table!r}, run {run}: no {dict(where)} verdict for (background, method) "
+                                 f"{missing[:3]}; claim {id!r} needs every one")
+            if g.duplicated(keys).any():
+                raise ValueError(f"table {table!r}, run {run}: {dict(where)} matches more than one row per {keys}")
+            return float((g[verdict_col].astype(str) != g["method"].map(expected)).sum())
+
+        runs = run_order(t[RUN_COL])
+        per_run = {r: mismatches(t[t[RUN_COL] == r], r) for r in runs}
+        pooled_rows = t[t[RUN_COL] == POOLED]
+        if pooled_rows.empty:
+            real = t[t[RUN_COL] != POOLED]
+            agreed = real.groupby(keys, sort=True)[verdict_col].agg(
+                lambda v: v.iloc[0] if v.astype(str).nunique() == 1 else "differs between runs").reset_index()
+            pooled_rows = agreed
+        return _evaluation(per_run, mismatches(pooled_rows, POOLED), lambda n: n == 0)
+
+    return Claim(id, paper, sentence, statistic, evaluate, paper_value)
 
 
 def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -161,7 +277,7 @@ def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.Da
             raise ValueError(f"claim {c.id!r}: holds must be booleans; got dtype {holds.dtype}")
         pooled = ev[runs == POOLED].iloc[0]
         row = {"claim_id": c.id, "paper": c.paper, "claim": c.sentence, "statistic": c.statistic,
-               "paper_value": float(c.paper_value), "n_runs": len(per_run)}
+               "paper_value": str(c.paper_value), "n_runs": len(per_run)}
         for r, s, h in zip(runs[runs != POOLED], per_run["statistic"], holds):
             row[f"statistic_{r}"], row[f"holds_{r}"] = float(s), bool(h)
             if r not in all_runs:
@@ -169,6 +285,7 @@ def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.Da
         row["statistic_pooled"], row["holds_pooled"] = float(pooled["statistic"]), bool(pooled["holds"])
         row["verdict"] = run_agreement(holds)
         rows.append(row)
+    all_runs = run_order(all_runs)
     cols = ["claim_id", "paper", "claim", "statistic", "paper_value", "n_runs",
             *[f"statistic_{r}" for r in all_runs], "statistic_pooled",
             *[f"holds_{r}" for r in all_runs], "holds_pooled", "verdict"]
@@ -269,7 +386,62 @@ def compare_claims(
     return ClaimComparison(out.reset_index(drop=True), rankings, summary)
 
 
+# --------------------------------------------------------------------------- tables/claims.csv
+
+
+def all_claims() -> tuple[Claim, ...]:
+    """Every claim of the ledger (``claims_budding_arun.CLAIMS``; Tomsett's and Arun's
+    trust claims join as they land)."""
+    from salbench.claims_budding_arun import CLAIMS  # the catalog imports this module
+
+    return CLAIMS
+
+
+def claim_tables() -> tuple[str, ...]:
+    from salbench.claims_budding_arun import CLAIM_TABLES
+
+    return CLAIM_TABLES
+
+
+def read_tables(tables_dir: Path | str | None = None, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The tables the claims read, from a folder (default: this checkout's tables/)."""
+    folder = Path(tables_dir) if tables_dir else paths.repo_root() / "tables"
+    out = {}
+    for name in names or claim_tables():
+        path = folder / f"{name}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such table; the claims need {list(names or claim_tables())}")
+        out[name] = pd.read_csv(path)
+    return out
+
+
+def build_ledger(tables: Mapping[str, pd.DataFrame], claims: Sequence[Claim] | None = None) -> pd.DataFrame:
+    """``ledger`` of every claim (``all_claims()``) on ``tables``."""
+    return ledger(list(claims or all_claims()), tables)
+
+
+def write_claims(tables_dir: Path | str | None = None) -> Path:
+    """(Re)build ``<tables_dir>/claims.csv`` (and ``claims.md``) from the tables in that folder.
+
+    Written atomically with the number format of ``tables.SPECS["claims"]``; the same
+    tables give the same bytes.
+    """
+    folder = Path(tables_dir) if tables_dir else paths.repo_root() / "tables"
+    df = build_ledger(read_tables(folder))
+    spec = table_specs.get_spec("claims")
+    spec.check(df, "the ledger")
+    fmt = spec.float_format
+    path = folder / "claims.csv"
+    for target, text in ((path, df.to_csv(index=False, float_format=f"%{fmt}")),
+                         (folder / "claims.md", df.to_markdown(index=False, floatfmt=fmt) + "\n")):
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    return path
+
+
 __all__ = [
-    "AGREEMENT", "BUDDING_PATTERNNET_BACKGROUND", "Claim", "ClaimComparison", "POOLED", "compare_claims",
-    "ledger", "mean_difference_claim", "method_rankings",
+    "AGREEMENT", "Claim", "ClaimComparison", "POOLED", "all_claims", "build_ledger", "claim_tables",
+    "compare_claims", "ledger", "mean_difference_claim", "means_claim", "method_rankings", "read_tables",
+    "run_order", "verdict_claim", "with_runs", "write_claims",
 ]

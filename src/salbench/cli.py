@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--tables", type=Path, default=None, help="the run's tables folder (default: tables/)")
     cmp.add_argument("--tolerance", type=float, default=0.0,
                      help="largest absolute difference accepted in numeric columns (default 0: same machine)")
+    mode = cmp.add_mutually_exclusive_group()
+    mode.add_argument("--claims", action="store_true",
+                      help="compare conclusions (claims, method-vs-baseline verdicts, method rankings), not numbers")
+    mode.add_argument("--numeric", action="store_true", help="compare numbers row by row (the default)")
+
+    clm = sub.add_parser("claims", help="(re)build tables/claims.csv, the claims ledger, from tables/*.csv")
+    clm.add_argument("--tables", type=Path, default=None, help="the tables folder to read and write (default: tables/)")
 
     rpt = sub.add_parser("report", help="rewrite paper.md's generated numbers and tables from tables/*.csv")
     rpt.add_argument("--check", action="store_true",
@@ -75,6 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             from salbench import report
 
             return report.main(args.paper, args.tables, check_only=args.check)
+        if args.command == "claims":
+            from salbench import claims
+
+            print(claims.write_claims(args.tables))
+            return 0
+        if args.command == "compare" and args.claims:
+            from salbench import compare
+
+            result = compare.compare_conclusions(args.reference, args.tables)
+            print("\n".join(result.lines()))
+            return 0 if result.ok else 1
         if args.command == "compare":
             from salbench import compare
 

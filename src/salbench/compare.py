@@ -1,4 +1,4 @@
-"""Compare a run's tables with a reference run (DESIGN: "end to end").
+"""Compare a run's tables with a reference run (DESIGN: "end to end"), by number or by conclusion.
 
 ``python -m salbench compare`` reads every ``tables/*.csv`` of this checkout and the
 same files of a reference (by default the committed ones, ``git show HEAD:tables/...``,
@@ -10,6 +10,12 @@ Tolerance: 0 by default, because the same profile and seed give the same tables 
 the same machine (bf16 training, thread scheduling and library versions may change
 weights elsewhere; pass ``--tolerance`` for a cross-machine check). Columns that
 measure the machine rather than the method (timings, warning texts) are not compared.
+
+``python -m salbench compare --claims`` (``compare_conclusions``) compares what a reader
+cares about instead: each claim's verdict (``salbench.claims``), each method-vs-baseline
+verdict and the method rankings, and ends with one line saying how many conclusions
+reproduce and which do not (issue 14: across CPUs the numbers move, most conclusions
+do not).
 """
 
 from __future__ import annotations
@@ -131,3 +137,132 @@ def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tole
         except ValueError as err:  # e.g. a reference from before a key column existed
             out.append(TableDiff(name, incomparable=str(err)))
     return out
+
+
+# --------------------------------------------------------------------------- by conclusion (issue 14)
+
+# A method ranking reproduces when Kendall's tau between the two runs' rankings is positive
+# and significant at this level (ours): a ranking that is merely not reversed does not count.
+RANKING_ALPHA = 0.05
+RANKING_METRICS = ("mean_ap", "mean_auprc", "mean_roc_auc", "mean_prec99")
+VERDICT_KEYS = ("background", "metric", "method", "baseline")
+
+
+@dataclass
+class Conclusions:
+    """``compare_conclusions``'s result: three kinds of conclusion, each with ``reproduces``."""
+
+    claims: pd.DataFrame  # claims.compare_claims(...).claims
+    verdicts: pd.DataFrame  # *keys, verdict_new, verdict_reference, reproduces
+    rankings: pd.DataFrame  # background, model, metric, n_methods, tau, p_value, reproduces
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.claims["reproduces"].all() and self.verdicts["reproduces"].all()
+                    and self.rankings["reproduces"].all())
+
+    def differing(self) -> list[str]:
+        out = []
+        for r in self.claims[~self.claims["reproduces"]].itertuples():  # a: this run, b: the reference
+            change = (f"{r.verdict_b} -> {r.verdict_a}" if r.verdict_a != r.verdict_b
+                      else f"pooled holds {r.holds_pooled_b} -> {r.holds_pooled_a}")
+            out.append(f"claim {r.claim_id} ({change})")
+        keys = [c for c in self.verdicts.columns if c not in ("verdict_new", "verdict_reference", "reproduces")]
+        for _, r in self.verdicts[~self.verdicts["reproduces"]].iterrows():
+            out.append(f"verdict {' '.join(str(r[k]) for k in keys)} ({r['verdict_reference']} -> {r['verdict_new']})")
+        for r in self.rankings[~self.rankings["reproduces"]].itertuples():
+            out.append(f"ranking {r.background} {r.model} {r.metric} (tau {r.tau:.2f}, p {r.p_value:.2g})")
+        return out
+
+    def summary(self) -> str:
+        """One line: how many conclusions reproduce, and which do not."""
+        parts = [(len(t), int(t["reproduces"].sum())) for t in (self.claims, self.verdicts, self.rankings)]
+        total, same = sum(n for n, _ in parts), sum(k for _, k in parts)
+        diff = self.differing()
+        return (f"{same} of {total} conclusions reproduce (claims {parts[0][1]}/{parts[0][0]}, method-vs-baseline "
+                f"verdicts {parts[1][1]}/{parts[1][0]}, method rankings {parts[2][1]}/{parts[2][0]}); "
+                f"differing: {'; '.join(diff) if diff else 'none'}")
+
+    def lines(self) -> list[str]:
+        out = ["claims (reference -> this run):"]
+        for r in self.claims.itertuples():
+            mark = "same" if r.reproduces else "DIFFERENT"
+            out.append(f"  {mark:9} {r.claim_id}: {r.verdict_b} -> {r.verdict_a}")
+        n_diff = int((~self.verdicts["reproduces"]).sum())
+        out.append(f"method-vs-baseline verdicts (localization_mixed_models): {len(self.verdicts) - n_diff} of "
+                   f"{len(self.verdicts)} the same")
+        out.append("method rankings (trained classifier; Kendall's tau between the two runs' method means):")
+        for r in self.rankings.itertuples():
+            mark = "same" if r.reproduces else "DIFFERENT"
+            out.append(f"  {mark:9} {r.background} {r.metric}: tau {r.tau:.2f} (p {r.p_value:.2g}, "
+                       f"{r.n_methods} methods)")
+        out.append(self.summary())
+        return out
+
+
+def read_tables(source: str | Path, names) -> dict[str, pd.DataFrame]:
+    """Tables `names` from a folder of CSVs or a git revision of this repository."""
+    out = {}
+    for name in names:
+        df = _reference_csv(name, str(source))
+        if df is None:
+            raise ValueError(f"{source}: no table {name}.csv (conclusions need {list(names)})")
+        out[name] = df
+    return out
+
+
+def _pooled_summary(summary: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Image-weighted means over runs, per (background, model, method) (ours)."""
+    from salbench.claims import POOLED, with_runs
+
+    t = with_runs(summary)
+    t = t[t["run"] != POOLED]
+    w = t["n_images"].astype(float)
+    sums = t[list(metrics)].astype(float).mul(w, axis=0).assign(_w=w).groupby(
+        [t["background"], t["model"], t["method"]]).sum()
+    return sums[list(metrics)].div(sums["_w"], axis=0).reset_index()
+
+
+def compare_verdicts(new: pd.DataFrame, reference: pd.DataFrame, verdict_col: str = "verdict") -> pd.DataFrame:
+    """Every method-vs-baseline verdict of two ``localization_mixed_models`` tables, joined on
+    their keys (and ``run`` where both have it); a comparison on one side only differs."""
+    keys = list(VERDICT_KEYS) + (["run"] if "run" in new.columns and "run" in reference.columns else [])
+    for side, df in (("this run", new), ("the reference", reference)):
+        missing = [c for c in [*keys, verdict_col] if c not in df.columns]
+        if missing:
+            raise ValueError(f"localization_mixed_models of {side} lacks columns {missing}")
+    a = new[keys + [verdict_col]].astype({verdict_col: str})
+    b = reference[keys + [verdict_col]].astype({verdict_col: str})
+    if "run" in keys:
+        a, b = a.astype({"run": str}), b.astype({"run": str})
+    j = a.merge(b, on=keys, how="outer", suffixes=("_new", "_reference"), sort=True)
+    j = j.rename(columns={f"{verdict_col}_new": "verdict_new", f"{verdict_col}_reference": "verdict_reference"})
+    j[["verdict_new", "verdict_reference"]] = j[["verdict_new", "verdict_reference"]].fillna("missing")
+    j["reproduces"] = (j["verdict_new"] == j["verdict_reference"]) & (j["verdict_new"] != "missing")
+    return j
+
+
+def compare_conclusions(reference: str = "HEAD", tables_dir: Path | None = None) -> Conclusions:
+    """Compare this run's conclusions with the reference's (a folder of CSVs or a git revision):
+
+    * every claim of the ledger (``claims.all_claims()``), built from each side's tables,
+      by ``claims.compare_claims`` (its verdict over runs and its pooled verdict);
+    * every method-vs-baseline verdict of ``localization_mixed_models``;
+    * the method ranking of the trained classifier per background and metric
+      (``claims.method_rankings`` on the runs' pooled means): reproduces when Kendall's tau
+      is > 0 with p < ``RANKING_ALPHA`` (ours).
+
+    Numbers may differ by any amount; only these conclusions count.
+    """
+    from salbench import claims
+
+    names = tuple(dict.fromkeys([*claims.claim_tables(), "localization_summary", "localization_mixed_models"]))
+    new = claims.read_tables(tables_dir, names)
+    ref = read_tables(reference, names)
+    claim_cmp = claims.compare_claims(claims.build_ledger(new), claims.build_ledger(ref))
+    verdicts = compare_verdicts(new["localization_mixed_models"], ref["localization_mixed_models"])
+    metrics = [m for m in RANKING_METRICS if m in new["localization_summary"] and m in ref["localization_summary"]]
+    sa, sb = (_pooled_summary(t["localization_summary"], metrics) for t in (new, ref))
+    rankings = claims.method_rankings(sa[sa["model"] == "trained"], sb[sb["model"] == "trained"], metrics)
+    rankings["reproduces"] = (rankings["tau"] > 0) & (rankings["p_value"] < RANKING_ALPHA)
+    return Conclusions(claim_cmp.claims, verdicts, rankings)

@@ -8,6 +8,9 @@ paper.md is hand-written prose with generated parts between markers:
       | ... |
       <!-- /report:accuracy_table -->
 
+  A block may take arguments like a number: ``<!-- report:claims_table paper=Budding -->``
+  (closed by ``<!-- /report:claims_table -->``).
+
 * a number (or a short generated phrase) inside prose::
 
       mAP <!-- n:mean perlin trained gradient ap -->0.787<!-- /n -->
@@ -113,6 +116,11 @@ class Tables:
         return self.read("localization_randomization")
 
     @cached_property
+    def claims(self) -> pd.DataFrame:
+        """The claims ledger (``python -m salbench claims`` writes it)."""
+        return self.read("claims")
+
+    @cached_property
     def means(self) -> pd.DataFrame:
         """Exact means of the per-image scores, indexed by (background, model, method)."""
         metrics = [c for c in METRIC_LABELS if c in self.scores.columns]
@@ -190,7 +198,7 @@ def value_range(values, digits: int | str = 3) -> str:
 # --------------------------------------------------------------------------- generators
 
 NUMBERS: dict[str, Callable[..., str]] = {}
-BLOCKS: dict[str, Callable[[Tables], str]] = {}
+BLOCKS: dict[str, Callable[..., str]] = {}
 
 
 def number(fn):
@@ -518,9 +526,47 @@ def budding_table(t: Tables) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _statistic(x) -> str:
+    """A ledger statistic as stored (4 decimals); ranks and counts as integers."""
+    x = float(x)
+    if not np.isfinite(x):
+        raise ReportError(f"claims: statistic {x} is not finite")
+    return str(int(x)) if x == int(x) else f"{x:.4f}"
+
+
+def _cell(text) -> str:
+    return "-" if pd.isna(text) or not str(text).strip() else str(text).replace("|", "\\|")
+
+
+@block
+def claims_table(t: Tables, paper: str = "all") -> str:
+    """The claims ledger (tables/claims.csv) of one paper (or all): the claim, what the paper
+    reports, our statistic (pooled over runs; per run when there are several) and the verdict
+    over runs with how many runs it holds in."""
+    c = t.claims
+    if paper != "all":
+        if paper not in set(c["paper"]):
+            raise ReportError(f"paper={paper!r}: the ledger has {sorted(set(c['paper']))} (or 'all')")
+        c = c[c["paper"] == paper]
+    runs = [col[len("holds_"):] for col in c.columns if col.startswith("holds_") and col != "holds_pooled"]
+    lines = ["| claim | paper | the paper reports | our statistic | here | verdict |", "|---|---|---|---|---|---|"]
+    for r in c.itertuples(index=False):
+        row = r._asdict()
+        have = [run for run in runs if not pd.isna(row[f"holds_{run}"])]
+        here = _statistic(row["statistic_pooled"])
+        if len(have) > 1:
+            here += " pooled; per run " + ", ".join(f"{_statistic(row[f'statistic_{run}'])} (run {run})"
+                                                    for run in have)
+        held = sum(str(row[f"holds_{run}"]) == "True" for run in have)
+        lines.append(f"| {_cell(row['claim'])} | {_cell(row['paper'])} | {_cell(row['paper_value'])} | "
+                     f"{_cell(row['statistic'])} | {here} | {row['verdict']} ({held} of {len(have)}) |")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- markers
 
-BLOCK_RE = re.compile(r"<!-- report:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /report:(?P=name) -->", re.S)
+BLOCK_RE = re.compile(r"<!-- report:(?P<name>[\w.-]+)(?P<args>(?: [^>\n]*?)?) -->\n(?P<body>.*?)"
+                      r"<!-- /report:(?P=name) -->", re.S)
 INLINE_RE = re.compile(r"<!-- n:(?P<spec>[^>]*?) -->(?P<body>[^\n]*?)<!-- /n -->")
 OPENERS = (re.compile(r"<!-- report:"), re.compile(r"<!-- n:"))
 
@@ -561,8 +607,8 @@ def parts(text: str, t: Tables) -> list[Part]:
     """Every generated part of `text`, with what the tables give for it."""
     found = []
     for m in BLOCK_RE.finditer(text):
-        found.append(Part("block", m["name"], text.count("\n", 0, m.start()) + 1, m.start("body"), m.end("body"),
-                          m["body"]))
+        found.append(Part("block", f"{m['name']}{m['args']}".strip(), text.count("\n", 0, m.start()) + 1,
+                          m.start("body"), m.end("body"), m["body"]))
     for m in INLINE_RE.finditer(text):
         found.append(Part("n", m["spec"].strip(), text.count("\n", 0, m.start()) + 1, m.start("body"), m.end("body"),
                           m["body"]))
@@ -576,9 +622,10 @@ def parts(text: str, t: Tables) -> list[Part]:
     for p in found:
         try:
             if p.kind == "block":
-                if p.spec not in BLOCKS:
-                    raise ReportError(f"unknown block generator {p.spec!r}; valid: {sorted(BLOCKS)}")
-                p.expected = BLOCKS[p.spec](t)
+                words = p.spec.split()
+                if words[0] not in BLOCKS:
+                    raise ReportError(f"unknown block generator {words[0]!r}; valid: {sorted(BLOCKS)}")
+                p.expected = _call(BLOCKS[words[0]], t, words[1:], p.spec)
             else:
                 words = p.spec.split()
                 if not words or words[0] not in NUMBERS:

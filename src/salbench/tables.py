@@ -67,6 +67,7 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("tomsett_alpha", ("background", "unit", "methods", "with_edge", "style", "column")),
     TableSpec("tomsett_consistency", ("background", "unit", "method", "metric_a", "style_a", "metric_b", "style_b")),
     TableSpec("tomsett_intermethod", ("background", "unit", "method_set", "style", "column")),
+    TableSpec("claims", ("claim_id",)),
     TableSpec("fidelity_validity", ("background", "unit", "style", "column", "question", "method")),
 )}
 

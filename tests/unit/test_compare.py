@@ -102,3 +102,74 @@ def test_bad_reference_is_named(tmp_path):
     _accuracy().to_csv(tmp_path / "accuracy.csv", index=False)
     with pytest.raises(ValueError, match="reference 'no-such-revision-xyz'"):
         compare.compare_tables("no-such-revision-xyz", tmp_path)
+
+
+# --------------------------------------------------------------------------- compare --claims
+
+def _committed_copy(folder):
+    """The committed tables the conclusions read, in `folder`."""
+    from salbench import paths
+
+    folder.mkdir()
+    for name in ("accuracy", "localization_summary", "localization_mixed_models", "localization_randomization"):
+        (folder / f"{name}.csv").write_bytes((paths.repo_root() / "tables" / f"{name}.csv").read_bytes())
+    return folder
+
+
+def _edit(folder, name, fn):
+    path = folder / f"{name}.csv"
+    fn(pd.read_csv(path)).to_csv(path, index=False)
+
+
+def _shrink(df, columns):
+    """Every number in `columns` times 0.99: different numbers, same order and signs."""
+    out = df.copy()
+    for c in columns:
+        out[c] = out[c] * 0.99
+    return out
+
+
+def _numerically_different(tmp_path):
+    ref, run = _committed_copy(tmp_path / "ref"), _committed_copy(tmp_path / "run")
+    _edit(run, "localization_summary", lambda d: _shrink(d, [c for c in d if c.startswith(("mean_", "ci_"))]))
+    _edit(run, "localization_randomization", lambda d: _shrink(d, ["mean", "sd", "ci_lo", "ci_hi"]))
+    _edit(run, "localization_mixed_models", lambda d: _shrink(d, ["estimate", "se", "ci_lo", "ci_hi"]))
+    _edit(run, "accuracy", lambda d: _shrink(d, ["holdout_accuracy"]))
+    return ref, run
+
+
+def test_compare_claims_numeric_differences_only_reproduce(tmp_path, capsys):
+    ref, run = _numerically_different(tmp_path)
+    assert cli.main(["compare", "--numeric", "--reference", str(ref), "--tables", str(run)]) == 1
+    capsys.readouterr()
+    assert cli.main(["compare", "--claims", "--reference", str(ref), "--tables", str(run)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    res = compare.compare_conclusions(str(ref), run)
+    n = len(res.claims) + len(res.verdicts) + len(res.rankings)
+    assert len(res.claims) == 17 and len(res.verdicts) == 136 and len(res.rankings) == 8
+    assert last.startswith(f"{n} of {n} conclusions reproduce") and last.endswith("differing: none")
+
+
+def test_compare_claims_names_one_flipped_verdict_and_a_flipped_claim(tmp_path, capsys):
+    ref, run = _numerically_different(tmp_path)
+
+    def flip(d):
+        hit = (d.background == "perlin") & (d.metric == "auprc") & (d.method == "gradient") & (d.baseline == "avg_mask")
+        assert d.loc[hit, "verdict"].tolist() == ["pass"]
+        return d.assign(verdict=d["verdict"].where(~hit, "did not pass"))
+
+    _edit(run, "localization_mixed_models", flip)
+    assert cli.main(["compare", "--claims", "--reference", str(ref), "--tables", str(run)]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.endswith("differing: verdict perlin auprc gradient avg_mask (pass -> did not pass)")
+    assert "claims 17/17" in last and "verdicts 135/136" in last
+
+    def swap_patternnet(d):
+        pn = (d.model == "trained") & (d.method == "patternnet")
+        d.loc[pn & (d.background == "perlin"), "mean_ap"] = 0.60  # Perlin now above MRI
+        return d
+
+    _edit(run, "localization_summary", swap_patternnet)
+    res = compare.compare_conclusions(str(ref), run)
+    assert not res.ok
+    assert "claim budding_patternnet_perlin_gt_mri (holds in no run -> holds in every run)" in res.differing()

@@ -22,7 +22,7 @@ def _run(*args):
 def test_committed_paper_matches_the_committed_tables(capsys):
     assert _run("--check") == 0, capsys.readouterr().out
     found = report.parts((paths.repo_root() / "paper.md").read_text(), report.Tables())
-    assert {p.spec for p in found if p.kind == "block"} == {"accuracy_table", "budding_table"}
+    assert {p.spec for p in found if p.kind == "block"} == {"accuracy_table", "budding_table", "claims_table"}
     assert sum(p.kind == "n" for p in found) > 100
 
 
@@ -39,11 +39,11 @@ def test_edited_block_number_fails_the_check_naming_it(paper, capsys):
 
 def test_edited_inline_number_fails_the_check_and_refresh_restores_it(paper, capsys):
     original = paper.read_text()
-    marker = "<!-- n:mean mri trained lrp_z ap -->"
+    marker = "<!-- n:mean mri trained grad_cam ap -->"
     value = original.split(marker, 1)[1].split("<!--", 1)[0]
     paper.write_text(original.replace(marker + value, marker + "0.999"))
     assert _run("--check", "--paper", str(paper)) == 1
-    assert "differs: n:mean mri trained lrp_z ap (line" in capsys.readouterr().out
+    assert "differs: n:mean mri trained grad_cam ap (line" in capsys.readouterr().out
     assert _run("--paper", str(paper)) == 0
     assert paper.read_text() == original  # refresh restores exactly what the tables give
     assert report.refresh(paper) == [] and paper.read_text() == original  # and is idempotent
@@ -110,3 +110,23 @@ def test_a_stored_half_is_not_rounded_again():
     with pytest.raises(report.ReportError, match="0.4235 is stored with 4 decimals"):
         report.from_table(0.4235, 3)
     assert report.sci(1.008e-17) == "1.0e-17" and report.sci(5.165e-07) == "5.2e-7"
+
+
+def test_claims_table_block_takes_arguments_and_shows_runs(tmp_path):
+    from salbench import claims
+
+    summary = pd.DataFrame({
+        "run": [0, 0, 1, 1], "background": ["perlin", "mri"] * 2, "model": "trained", "method": "patternnet",
+        "mean_ap": [0.41, 0.22, 0.36, 0.39], "n_images": 40})
+    claim = claims.mean_difference_claim("c1", "Budding", "PatternNet | Perlin > MRI", "localization_summary",
+                                         "mean_ap", {"background": "perlin"}, {"background": "mri"},
+                                         paper_value="none given", statistic="mAP difference")
+    claims.ledger([claim], {"localization_summary": summary}).to_csv(tmp_path / "claims.csv", index=False)
+    text = "x\n<!-- report:claims_table paper=Budding -->\nold\n<!-- /report:claims_table -->\n"
+    out = report.render(text, report.Tables(tmp_path))
+    row = out.splitlines()[4]
+    assert row == ("| PatternNet \\| Perlin > MRI | Budding | none given | mAP difference | "
+                   "0.0800 pooled; per run 0.1900 (run 0), -0.0300 (run 1) | holds in some runs (1 of 2) |")
+    bad = text.replace("paper=Budding", "paper=Tomsett")
+    with pytest.raises(report.ReportError, match="paper='Tomsett': the ledger has \\['Budding'\\]"):
+        report.render(bad, report.Tables(tmp_path))
