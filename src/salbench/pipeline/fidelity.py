@@ -44,6 +44,9 @@ RANDOM_MAP = "random"
 STYLES = ("mean", "uniform")
 VALUE_RANGE = (0.0, 1.0)  # the data range of every image (data.generator)
 MEAN_STAGE = "train_mean"
+FIDELITY_STAGE = "fidelity"
+# Bump when a change to the scoring changes the cached fidelity scores.
+FIDELITY_VERSION = 1
 MEAN_READ_BATCH = 512
 LS = (20, 40, 60, 80, 100)
 
@@ -128,27 +131,38 @@ def maps_of(profile: Profile, models: ModelSet, background: str, methods, idx: n
 
 
 def score_background(profile: Profile, models: ModelSet, background: str, progress: bool = True) -> dict:
-    """Per-image fidelity scores, random-ordering AOPCs and validity pieces of one background."""
+    """Per-image fidelity scores, random-ordering AOPCs and validity pieces of one
+    background, cached per (model, images, maps, fidelity settings)."""
     f = profile.fidelity
     idx = fidelity_indices(profile)
     x = maps_stage.holdout_images(profile, background, idx)
     with store.open_split(profile, SPLIT) as ho:
         gt = ho.gt(idx)
-    predict = models.predict_fn(models.trained(background), "probabilities", batch_size=f.batch_size)
-    mean_value = mean_intensity(profile, background)
-    scores, randoms, shares = [], [], []
-    for unit in f.units:
-        methods = methods_for_unit(profile, unit)
-        a_batch = maps_of(profile, models, background, methods, idx)
-        d = design(profile, unit, *x.shape[1:3])
-        res = fm.score_fidelity(predict, x, a_batch, d, styles=STYLES, mean_value=mean_value,
-                                value_range=VALUE_RANGE, ls=ls(profile), batch_size=f.batch_size,
-                                image_ids=idx, return_curves=True)
-        scores.append(res.scores.assign(background=background, model="trained"))
-        randoms.append(res.random.assign(background=background))
-        shares.append(lesion_share(res, a_batch, gt, d, idx).assign(background=background, unit=unit))
-    return {"scores": pd.concat(scores, ignore_index=True), "random": pd.concat(randoms, ignore_index=True),
-            "lesion_share": pd.concat(shares, ignore_index=True)}
+    trained = models.trained(background)
+    maps = {unit: maps_of(profile, models, background, methods_for_unit(profile, unit), idx) for unit in f.units}
+    # Content-addressed: the maps themselves (not only their settings) enter the key.
+    key = config.config_hash("fidelity", FIDELITY_VERSION, models.key(trained), config.as_dict(f),
+                             maps_stage.jsonable(x), {u: maps_stage.jsonable(m) for u, m in maps.items()})
+
+    def build(tmp):
+        predict = models.predict_fn(trained, "probabilities", batch_size=f.batch_size)
+        mean_value = mean_intensity(profile, background)
+        parts = {"scores": [], "random": [], "lesion_share": []}
+        for unit in f.units:
+            d = design(profile, unit, *x.shape[1:3])
+            res = fm.score_fidelity(predict, x, maps[unit], d, styles=STYLES, mean_value=mean_value,
+                                    value_range=VALUE_RANGE, ls=ls(profile), batch_size=f.batch_size,
+                                    image_ids=idx, return_curves=True)
+            parts["scores"].append(res.scores.assign(background=background, model="trained"))
+            parts["random"].append(res.random.assign(background=background))
+            parts["lesion_share"].append(
+                lesion_share(res, maps[unit], gt, d, idx).assign(background=background, unit=unit))
+        for name, frames in parts.items():
+            pd.concat(frames, ignore_index=True).to_csv(tmp / f"{name}.csv", index=False, float_format="%.17g")
+        return {"background": background, "n_images": len(idx)}
+
+    folder = cache.cached(FIDELITY_STAGE, key, build)
+    return {name: pd.read_csv(folder / f"{name}.csv") for name in ("scores", "random", "lesion_share")}
 
 
 def lesion_share(res: fm.FidelityResult, a_batch: dict, gt: np.ndarray, d: fm.PerturbationDesign,
@@ -264,7 +278,8 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
         models_only = [m for m in g.method.unique() if m not in (ORACLE, RANDOM_MAP)]
         for col in metric_columns(profile):
             sign = _better(col)
-            wide = g.pivot_table(index="image", columns="method", values=col)
+            # unstack keeps a method whose scores are all NaN (F of a sparse oracle map).
+            wide = g.set_index(["image", "method"])[col].unstack("method")
             means = wide.mean()
             ranks = (-sign * means).rank(method="min")
             key = {"background": bg, "unit": unit, "style": style, "column": col}
@@ -272,8 +287,9 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
                          "n_images": int(wide[ORACLE].notna().sum()), "n_methods": len(means)})
             for m in means.index.drop(ORACLE):
                 both = wide[[ORACLE, m]].dropna()
-                rows.append({**key, "question": "oracle_beats_method", "method": m,
-                             "value": float((sign * (both[ORACLE] - both[m]) > 0).mean()), "n_images": len(both)})
+                share = float((sign * (both[ORACLE] - both[m]) > 0).mean()) if len(both) else np.nan
+                rows.append({**key, "question": "oracle_beats_method", "method": m, "value": share,
+                             "n_images": len(both)})
             if col != "faithfulness":
                 L = fm.parse_metric(col)[1]
                 b = base[(base.background == bg) & (base.unit == unit) & (base["style"] == style) & (base.L == L)]
