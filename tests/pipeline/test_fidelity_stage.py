@@ -1,0 +1,70 @@
+"""The fidelity stage's table shaping on hand-made scores: the random baseline, the
+oracle questions (with each metric's own direction) and the agreement with AP."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salbench.config import load_profile
+from salbench.pipeline import fidelity as fs
+
+
+@pytest.fixture
+def profile():
+    return load_profile("smoke")
+
+
+def hand_made(profile, n_images=6):
+    """Oracle best on every metric; method quality a > b > c; AP agrees with that order."""
+    quality = {"oracle": 3.0, "a": 2.0, "b": 1.0, "c": 0.0, "random": -1.0}
+    rows, ap_rows, rand_rows = [], [], []
+    rng = np.random.default_rng(0)
+    for image in range(n_images):
+        for method, q in quality.items():
+            row = {"background": "perlin", "model": "trained", "method": method, "image": image, "style": "mean",
+                   "unit": 20, "faithfulness": q / 4 + 0.01 * rng.normal(), "faithfulness_status": "ok"}
+            for L in fs.ls(profile):
+                row[f"aopc_morf_L{L}"] = q + 0.01 * rng.normal()
+                row[f"aopc_lerf_L{L}"] = -q + 0.01 * rng.normal()  # lower is better
+            rows.append(row)
+            if method not in ("oracle", "random"):
+                ap_rows.append({"background": "perlin", "method": method, "image": image, "ap": q / 10})
+        for ordering in range(3):
+            rand_rows.append({"background": "perlin", "unit": 20, "style": "mean", "image": image,
+                              "ordering": ordering, **{f"aopc_L{L}": 0.1 * ordering for L in fs.ls(profile)}})
+    share = pd.DataFrame([{"background": "perlin", "unit": 20, "style": "mean", "method": "a", "image": 0,
+                           "drop_share_from_lesion": 0.5, "lesion_units_hit": 0.25}])
+    return {"scores": pd.DataFrame(rows), "random": pd.DataFrame(rand_rows), "lesion_share": share}, \
+        pd.DataFrame(ap_rows)
+
+
+def test_random_baseline_is_the_mean_and_spread_of_data_set_means(profile):
+    results, _ = hand_made(profile)
+    base = fs.random_baseline(results["random"], profile)
+    assert len(base) == len(fs.ls(profile))
+    row = base.iloc[0]
+    assert row["mean"] == pytest.approx(0.1) and row.n_orderings == 3 and row.n_images == 6
+    assert row.ci_low == pytest.approx(np.quantile([0, 0.1, 0.2], 0.025))
+
+
+def test_validity_respects_each_metrics_direction(profile):
+    results, ap = hand_made(profile)
+    v = fs.validity(results, ap, profile).set_index(["column", "question", "method"])
+    for col in fs.metric_columns(profile):
+        assert v.loc[(col, "oracle_rank", "oracle"), "value"] == 1  # best, whichever direction
+        assert v.loc[(col, "oracle_beats_method", "a"), "value"] == 1.0
+        # The methods' ranking by the metric equals their ranking by AP on every image.
+        assert v.loc[(col, "spearman_with_ap", "all"), "value"] == pytest.approx(1.0)
+    morf, lerf = "aopc_morf_L20", "aopc_lerf_L20"
+    assert v.loc[(morf, "oracle_minus_random", "oracle"), "value"] > 0
+    assert v.loc[(lerf, "oracle_minus_random", "oracle"), "value"] < 0
+    assert v.loc[(morf, "lesion_share", "a"), "value"] == 0.5
+
+
+def test_method_sets_follow_the_profile(profile):
+    assert fs.method_sets(profile, 20) == {"tomsett": list(fs.TOMSETT_METHODS),
+                                           "tomsett_with_edge": [*fs.TOMSETT_METHODS, "sobel"]}
+    quick = load_profile("quick")
+    sets = fs.method_sets(quick, quick.fidelity.headline_unit)
+    assert "all_with_edge" in sets and "unet" not in sets["all"] and "sobel" not in sets["all"]
+    assert set(fs.methods_for_unit(quick, 1)) == {*fs.TOMSETT_METHODS, "sobel", "oracle", "random"}
