@@ -12,7 +12,7 @@ USER_ID ?= $(shell id -u)
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-unit test-notebooks compare compare-numeric bench lab clean-cache clean
+.PHONY: help setup reproduce test test-unit test-notebooks compare compare-numeric bench lab notebooks clean-cache clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench: $(STAMP)  ## timing and memory benchmarks (not tests)
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) notebooks
+
+notebooks: $(STAMP)  ## re-run the notebooks on their smoke defaults and commit-ready clean them in place
+	$(BIN)/python -m salbench.runner refresh
 
 clean-cache:  ## delete cached data, models and maps (build/cache)
 	rm -rf build/cache

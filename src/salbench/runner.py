@@ -397,9 +397,30 @@ def notebook_problems(path: Path) -> list[str]:
     return problems
 
 
-if __name__ == "__main__":  # python -m salbench.runner clean notebooks/*.ipynb
-    if len(sys.argv) < 3 or sys.argv[1] != "clean":
-        raise SystemExit("usage: python -m salbench.runner clean NOTEBOOK.ipynb ...")
+def refresh_committed(only: list[str] | None = None) -> list[Path]:
+    """Re-run notebooks on their smoke defaults and write the cleaned result over the
+    committed notebooks (`make notebooks`); returns the notebooks written."""
+    written = []
+    for executed in reproduce("smoke", only):
+        target = paths.repo_root() / "notebooks" / (executed.stem.split("__")[0] + ".ipynb")
+        shutil.copyfile(executed, target)
+        clean_notebook(target)
+        left = notebook_problems(target)
+        if left:
+            raise SystemExit(f"{target.name}: still not clean after cleaning: {'; '.join(left)}")
+        written.append(target)
+    return written
+
+
+USAGE = "usage: python -m salbench.runner clean NOTEBOOK.ipynb ... | refresh [NOTEBOOK ...]"
+
+if __name__ == "__main__":  # python -m salbench.runner clean notebooks/*.ipynb | refresh [01 02 ...]
+    if len(sys.argv) < 2 or sys.argv[1] not in ("clean", "refresh") or (sys.argv[1] == "clean" and len(sys.argv) < 3):
+        raise SystemExit(USAGE)
+    if sys.argv[1] == "refresh":
+        for p in refresh_committed(sys.argv[2:] or None):
+            print(f"{p.relative_to(paths.repo_root())}: refreshed and clean")
+        raise SystemExit(0)
     for p in sys.argv[2:]:
         clean_notebook(Path(p))
         left = notebook_problems(Path(p))
