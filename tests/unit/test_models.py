@@ -54,15 +54,20 @@ def test_reinitialize_changes_only_named_layers():
         architectures.reinitialize(m, ["nope"], seed=3)
 
 
-def test_random_weights_depend_on_layer_name_not_on_other_layers():
+def test_random_weights_depend_on_the_layer_not_on_other_layers():
     m = architectures.build("vgg")
-    one = architectures.random_weights(m.get_layer("fc1"), seed=3)
+    one = architectures.random_weights(m, "fc1", seed=3)
     architectures.reinitialize(m, ["predictions", "block4_conv2"], seed=3)
-    again = architectures.random_weights(m.get_layer("fc1"), seed=3)
+    again = architectures.random_weights(m, "fc1", seed=3)
     for a, b in zip(one, again):
         np.testing.assert_array_equal(a, b)
-    other_seed = architectures.random_weights(m.get_layer("fc1"), seed=4)
+    architectures.reinitialize(m, ["block1_conv1", "fc1"], seed=3)  # the list passed in does not matter
+    for a, b in zip(one, m.get_layer("fc1").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other_seed = architectures.random_weights(m, "fc1", seed=4)
     assert not np.array_equal(one[0], other_seed[0])
+    with pytest.raises(architectures.ArchitectureError, match="no weight layer 'flatten'"):
+        architectures.random_weights(m, "flatten", seed=3)
 
 
 def test_random_weights_reset_batchnorm_to_its_initial_state():

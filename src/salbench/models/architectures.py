@@ -116,31 +116,36 @@ def weight_layers(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if layer.weights]
 
 
-def weight_seed(seed: int, layer: str, weight: str) -> int:
-    """The seed of one weight of one layer: a function of (seed, layer name, weight name)
-    only, so a layer gets the same random weights whichever other layers are re-drawn."""
-    from salbench import seeding
+def weight_seed(seed: int, layer_index: int, weight_index: int) -> int:
+    """The seed of one weight of one layer: a function of (seed, the layer's index among
+    the model's weight layers, the weight's index) only, so a layer gets the same random
+    weights whichever other layers are re-drawn (every step of every cascade). The
+    formula is the one the first randomization code used for the fully randomized
+    model, so those weights, and the committed tables made with them, are unchanged."""
+    return int(seed) * 1000 + int(layer_index) * 10 + int(weight_index)
 
-    return seeding.stage_int_seed(int(seed), f"reinit/{layer}/{weight}")
 
-
-def random_weights(layer, seed: int) -> list[np.ndarray]:
-    """Fresh values for every weight of `layer`, each from the layer's own initializer
+def random_weights(model: keras.Model, layer_name: str, seed: int) -> list[np.ndarray]:
+    """Fresh values for every weight of one layer, each from the layer's own initializer
     (``<weight>_initializer``: kernel, bias, and for BatchNormalization gamma, beta,
     moving_mean and moving_variance, i.e. a BatchNorm layer is reset to its initial
     state, statistics included), seeded by `weight_seed`. A weight without an
     initializer attribute raises rather than keep its trained value silently."""
     from tensorflow.keras import backend as K
 
+    names = weight_layers(model)
+    if layer_name not in names:
+        raise ArchitectureError(f"model {model.name!r} has no weight layer {layer_name!r}; weight layers: {names}")
+    layer = model.get_layer(layer_name)
     new = []
-    for w in layer.weights:
+    for j, w in enumerate(layer.weights):
         short = w.name.split("/")[-1].split(":")[0]
         init = getattr(layer, f"{short}_initializer", None)
         if init is None:
             raise ArchitectureError(f"layer {layer.name!r}: weight {short!r} has no initializer to re-draw it from")
         cfg = keras.initializers.serialize(init)
         if "seed" in cfg.get("config", {}):
-            cfg["config"]["seed"] = weight_seed(seed, layer.name, short)
+            cfg["config"]["seed"] = weight_seed(seed, names.index(layer_name), j)
         fresh = keras.initializers.deserialize(cfg)
         value = fresh(tuple(w.shape), dtype=w.dtype.base_dtype)
         new.append(np.asarray(K.get_value(value), dtype=np.float32))
@@ -155,5 +160,4 @@ def reinitialize(model: keras.Model, layer_names, seed: int) -> None:
         if name not in names:
             raise ArchitectureError(f"model {model.name!r} has no layer {name!r}; layers: {names}")
     for name in layer_names:
-        layer = model.get_layer(name)
-        layer.set_weights(random_weights(layer, seed))
+        model.get_layer(name).set_weights(random_weights(model, name, seed))

@@ -4,9 +4,9 @@ at a time), for every stage that explains or scores a model.
 
 A `ModelVariant` is a frozen value naming a model; `ModelSet.key(variant)` is its
 cache key (maps and patterns of a variant are cached under it). Re-initialisation
-uses each layer's own initializer seeded by (profile seed, trained model, layer name,
-weight name), so a layer gets the same random weights at every step of every
-cascade, and two variants that re-draw the same layers are the same model (they share
+uses each layer's own initializer seeded by (profile seed, trained model, the layer's
+index among the weight layers, the weight's index), so a layer gets the same random
+weights at every step of every cascade, and two variants that re-draw the same layers are the same model (they share
 one key). BatchNorm layers are reset to their initial state: gamma, beta and the
 moving statistics (`salbench.models.architectures.random_weights`).
 
@@ -42,7 +42,7 @@ from salbench.saliency import methods_common
 ROLES = ("classifier", "second", "unet")
 ORDERS = ("trained", "randomized", "top_down", "bottom_up", "single")
 # Bump when re-initialisation changes the weights a variant gets.
-REINIT_VERSION = 2
+REINIT_VERSION = 1
 # Keras model objects kept loaded (one per trained model).
 MAX_LOADED = 3
 PREDICT_BATCH = 64
@@ -227,7 +227,7 @@ class ModelSet:
                 if name in variant.reinit:
                     rk = (trained.key, name)
                     if rk not in self._random_weights:
-                        self._random_weights[rk] = architectures.random_weights(layer, seed)
+                        self._random_weights[rk] = architectures.random_weights(model, name, seed)
                     layer.set_weights(self._random_weights[rk])
                 else:
                     layer.set_weights(self._trained_weights[trained.key][name])
