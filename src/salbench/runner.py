@@ -61,7 +61,7 @@ def select_notebooks(only: list[str] | None) -> list[Path]:
     for want in only:
         match = [p for p in found if p.stem == want or p.stem.startswith(want + "_") or p.stem[:2] == want]
         if not match:
-            raise SystemExit(f"--only {want!r}: no such notebook; valid: {names}")
+            raise SystemExit(f"error: --only {want!r}: no such notebook; valid: {names}")
         chosen += [m for m in match if m not in chosen]
     return sorted(chosen)
 
@@ -288,10 +288,10 @@ def reproduce(profile: str | Profile, only: list[str] | None = None, params: dic
     # Check every notebook's parameters before running any of them.
     for nb in selected:
         if "profile" not in declared[nb]:
-            raise SystemExit(f"{nb.name}: its parameters cell does not declare 'profile'")
+            raise SystemExit(f"error: {nb.name}: its parameters cell does not declare 'profile'")
     unknown = {k for k in params if not any(k in declared[nb] for nb in selected)}
     if unknown:
-        raise SystemExit(f"parameter(s) {sorted(unknown)} are not declared by any of {[n.stem for n in selected]}")
+        raise SystemExit(f"error: parameter(s) {sorted(unknown)} are not declared by any of {[n.stem for n in selected]}")
     removed = cache.clean_stale_tmp()
     if removed:
         print(f"removed {removed} unfinished cache folder(s) left by stopped runs", flush=True)
