@@ -14,8 +14,6 @@ most conclusions do not (issue 14: PatternNet's mean AP on MRI went from 0.388 t
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -24,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from salbench import paths, tables as table_specs
+from salbench import atomic, paths, tables as table_specs
 from salbench.stats import AGREEMENT, run_agreement
 
 POOLED = "pooled"
@@ -434,9 +432,7 @@ def write_claims(tables_dir: Path | str | None = None) -> Path:
     path = folder / "claims.csv"
     for target, text in ((path, df.to_csv(index=False, float_format=f"%{fmt}")),
                          (folder / "claims.md", df.to_markdown(index=False, floatfmt=fmt) + "\n")):
-        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+        atomic.write_text(target, text)
     return path
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from salbench import config
+from salbench.provenance import DirtyTreeError
 from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError
 from salbench.runner import notebooks, profile_parameter, reproduce, select_notebooks  # noqa: F401 -- moved; names kept
 
@@ -121,8 +122,23 @@ def main(argv: list[str] | None = None) -> int:
             print(store.ensure_dataset(profile))
         else:
             print(store.export_npz(profile, args.background, args.split, args.out, args.start, args.count))
-    except (ConfigError, ValueError, OSError) as err:
-        # A user-caused error: one line, no traceback.
+    except (ConfigError, DirtyTreeError) as err:  # the message says everything
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except (ValueError, OSError) as err:  # one line; the traceback goes to a log, in case it is a bug
+        print(f"error: {_one_line(err)} (traceback: {_log_traceback(err)})", file=sys.stderr)
+        return 2
     return 0
+
+
+def _log_traceback(err: BaseException) -> str:
+    import traceback
+
+    from salbench import atomic, paths
+
+    log = paths.build_dir() / "logs" / "salbench-error.log"
+    try:
+        atomic.write_text(log, "".join(traceback.format_exception(err)))
+    except OSError:
+        return "not written"
+    return str(log.relative_to(paths.repo_root())) if log.is_relative_to(paths.repo_root()) else str(log)

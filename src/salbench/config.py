@@ -568,6 +568,11 @@ def _resolve(spec, layer: Path | None, pairs: list[tuple[str, object]]) -> Profi
     if explicit_name is not None:
         profile = dataclasses.replace(profile, name=check_name(explicit_name))
     _validate(profile)
+    if profile.name in PROFILES and profile.overrides:
+        raise ConfigError(
+            f"a profile with overrides {list(profile.overrides)} cannot be named {profile.name!r} (a built-in "
+            "profile's name); leave the name out (it becomes <profile>+<hash>) or choose another"
+        )
     if profile.name in PROFILES and (_is_path(spec) or profile.name != spec):
         builtin = build_profile(profile.name, read_yaml(profile_path(profile.name)))
         differ = [k for k, v in flat_values(builtin).items() if flat_values(profile)[k] != v]

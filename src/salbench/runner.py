@@ -292,6 +292,10 @@ def reproduce(profile: str | Profile, only: list[str] | None = None, params: dic
     unknown = {k for k in params if not any(k in declared[nb] for nb in selected)}
     if unknown:
         raise SystemExit(f"error: parameter(s) {sorted(unknown)} are not declared by any of {[n.stem for n in selected]}")
+    if resolved.publish:  # refuse a dirty tree now, not at the first save hours later
+        from salbench import provenance
+
+        provenance.require_exact_code()
     removed = cache.clean_stale_tmp()
     if removed:
         print(f"removed {removed} unfinished cache folder(s) left by stopped runs", flush=True)
@@ -403,11 +407,12 @@ def refresh_committed(only: list[str] | None = None) -> list[Path]:
     written = []
     for executed in reproduce("smoke", only):
         target = paths.repo_root() / "notebooks" / (executed.stem.split("__")[0] + ".ipynb")
-        shutil.copyfile(executed, target)
-        clean_notebook(target)
-        left = notebook_problems(target)
-        if left:
-            raise SystemExit(f"{target.name}: still not clean after cleaning: {'; '.join(left)}")
+        with atomic.atomic_path(target) as tmp:  # the committed notebook changes only once clean
+            shutil.copyfile(executed, tmp)
+            clean_notebook(tmp, root=paths.repo_root())
+            left = notebook_problems(tmp)
+            if left:
+                raise SystemExit(f"error: {target.name}: still not clean after cleaning: {'; '.join(left)}")
         written.append(target)
     return written
 

@@ -68,3 +68,33 @@ def test_method_sets_follow_the_profile(profile):
     sets = fs.method_sets(quick, quick.fidelity.headline_unit)
     assert "all_with_edge" in sets and "unet" not in sets["all"] and "sobel" not in sets["all"]
     assert set(fs.methods_for_unit(quick, 1)) == {*fs.TOMSETT_METHODS, "sobel", "oracle", "random"}
+
+
+def _region_model(region):
+    """p(class 1) = mean of the image over `region`: only lesion pixels move the output."""
+    def predict(x):
+        p1 = x[..., 0][:, region].mean(axis=1)
+        return np.stack([1 - p1, p1], axis=1)
+    return predict
+
+
+def test_lesion_share_and_forward_count_on_a_known_model():
+    from salbench.metrics import fidelity as fm
+
+    region = np.zeros((8, 8), bool)
+    region[2:4, 4:6] = True  # exactly one 2 x 2 unit
+    x = np.full((1, 8, 8, 1), 0.9, np.float32)
+    gt = region[None]
+    maps = {"oracle": gt.astype(np.float32), "anti": -gt.astype(np.float32) - 0.01 * np.arange(64).reshape(1, 8, 8)}
+    d = fm.make_design(8, 8, unit=2, rng=np.random.default_rng(0), l_max=4, n_random=2, n_faithfulness=3)
+    res = fm.score_fidelity(_region_model(region), x, maps, d, styles=("mean",), mean_value=0.0,
+                            ls=(4,), batch_size=7, image_ids=np.array([5]), return_curves=True)
+    share = fs.lesion_share(res, maps, gt, d, np.array([5])).set_index("method")
+    assert share.loc["oracle", "lesion_units_hit"] == 0.25  # 1 lesion unit among the first 4
+    assert share.loc["oracle", "drop_share_from_lesion"] == pytest.approx(1.0)
+    assert share.loc["anti", "lesion_units_hit"] == 0.0  # the lesion unit comes last
+    assert np.isnan(share.loc["anti", "drop_share_from_lesion"])  # no drop at all: undefined
+    assert (share.image == 5).all()
+    n = 1 * (1 + 1 * ((2 * 2 + 2) * 4 + 3))
+    assert res.n_forward == n
+    assert fs.n_forward(1, 2, d) == 1 * (1 + len(fs.STYLES) * ((2 * 2 + 2) * 4 + 3))  # both styles

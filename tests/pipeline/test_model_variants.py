@@ -36,7 +36,7 @@ class FakeTrained:
     """What ModelSet needs of a trained model: spec, key, load()."""
 
     def __init__(self, seed=0):
-        self.spec, self.key = Spec(), f"fake-{seed}"
+        self.spec, self.key, self.meta = Spec(), f"fake-{seed}", {"weights_sha256": f"sha{seed}"}
         rng = np.random.default_rng(seed)
         model = tiny_net()
         self.weights = [rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()]
@@ -75,6 +75,12 @@ def test_cascade_steps_redraw_exactly_the_named_layers(models):
                 random_seen[name] = now[name]
             else:
                 assert same, (variant, name)
+    # The same random weights from a new model set (no memo): they follow from the seeding alone.
+    fresh = pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained()])
+    for variant in fresh.cascade("perlin", "single", run=0):
+        (name,) = variant.reinit
+        for a, b in zip(fresh.model(variant).get_layer(name).get_weights(), random_seen[name]):
+            np.testing.assert_array_equal(a, b)
     # Back to the trained variant: every weight trained again.
     back = weights_by_layer(models.model(models.trained("perlin", run=0)))
     for name in LAYERS:
@@ -86,7 +92,7 @@ def test_variant_keys(models):
     trained = models.trained("perlin", run=0)
     full = models.randomized("perlin", run=0)
     top, bottom = models.cascade("perlin", "top_down", run=0), models.cascade("perlin", "bottom_up", run=0)
-    assert models.key(trained) == "fake-0"
+    assert models.key(trained) == "fake-0-sha0"
     # The same layers re-drawn: the same model, whatever the family.
     assert models.key(top[-1]) == models.key(bottom[-1]) == models.key(full)
     keys = {models.key(v) for v in [*top, *bottom]}

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from salbench import cli, runner
+from salbench import cli, paths, runner
 from salbench.config import load_profile
 from salbench.data import store
 
@@ -21,7 +21,10 @@ def _fails(argv, capsys) -> str:
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert "Traceback" not in captured.err + captured.out
-    return lines[0]
+    line, sep, log = lines[0].partition(" (traceback: ")
+    if sep:  # the traceback went to a log, named at the end of the line
+        assert (paths.repo_root() / log.rstrip(")")).is_file()
+    return line
 
 
 def _leftovers(*folders):

@@ -81,6 +81,7 @@ from scipy import stats as sps
 
 from salbench.batching import batch_slices
 from salbench.errors import NonFiniteMapError
+from salbench.registry import Registry
 
 STYLES = ("mean", "uniform")
 DIRECTIONS = ("morf", "lerf")
@@ -604,3 +605,17 @@ def faithfulness_summary(scores: pd.DataFrame, by: Sequence[str] = ("method", "s
             row[f"n_{s}"] = int((g["faithfulness_status"] == s).sum())
         out.append(row)
     return pd.DataFrame(out)
+
+
+# The fidelity family in the one registry type: score direction per metric (Tomsett et
+# al.: a faithful map has a high MoRF AOPC, a low LeRF AOPC and a high F). The function
+# of an AOPC entry is the formula from drop curves; of F, Pearson r from relevance and drops.
+METRICS = Registry("fidelity metric")
+METRICS.register("aopc_morf", papers=("tomsett",), higher_is_better=True)(aopc)
+METRICS.register("aopc_lerf", papers=("tomsett",), higher_is_better=False)(aopc)
+METRICS.register("faithfulness", papers=("tomsett",), higher_is_better=True)(_faithfulness)
+
+
+def higher_is_better(column: str) -> bool:
+    """Whether a larger value of a score column (``aopc_lerf_L20``, ``faithfulness``) is better."""
+    return METRICS[parse_metric(column)[0]].higher_is_better

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from salbench import cache, config, metrics, outputs, plots, seeding, stats
 from salbench.batching import batch_slices
@@ -141,28 +142,44 @@ def score_background(profile: Profile, models: ModelSet, background: str, progre
     trained = models.trained(background)
     maps = {unit: maps_of(profile, models, background, methods_for_unit(profile, unit), idx) for unit in f.units}
     # Content-addressed: the maps themselves (not only their settings) enter the key.
-    key = config.config_hash("fidelity", FIDELITY_VERSION, models.key(trained), config.as_dict(f),
+    settings = {k: v for k, v in config.as_dict(f).items() if k != "batch_size"}  # batching changes nothing
+    key = config.config_hash("fidelity", FIDELITY_VERSION, models.key(trained), settings,
                              maps_stage.jsonable(x), {u: maps_stage.jsonable(m) for u, m in maps.items()})
 
     def build(tmp):
-        predict = models.predict_fn(trained, "probabilities", batch_size=f.batch_size)
+        bare = models.predict_fn(trained, "probabilities", batch_size=f.batch_size)
         mean_value = mean_intensity(profile, background)
         parts = {"scores": [], "random": [], "lesion_share": []}
-        for unit in f.units:
-            d = design(profile, unit, *x.shape[1:3])
-            res = fm.score_fidelity(predict, x, maps[unit], d, styles=STYLES, mean_value=mean_value,
-                                    value_range=VALUE_RANGE, ls=ls(profile), batch_size=f.batch_size,
-                                    image_ids=idx, return_curves=True)
-            parts["scores"].append(res.scores.assign(background=background, model="trained"))
-            parts["random"].append(res.random.assign(background=background))
-            parts["lesion_share"].append(
-                lesion_share(res, maps[unit], gt, d, idx).assign(background=background, unit=unit))
+        designs = {unit: design(profile, unit, *x.shape[1:3]) for unit in f.units}
+        total = sum(n_forward(len(idx), len(maps[u]), designs[u]) for u in f.units)
+        with tqdm(total=total, desc=f"fidelity {background}", unit="img", disable=not progress,
+                  leave=False) as bar:
+            def predict(batch):
+                out = bare(batch)
+                bar.update(len(batch))
+                return out
+
+            for unit in f.units:
+                d = designs[unit]
+                res = fm.score_fidelity(predict, x, maps[unit], d, styles=STYLES, mean_value=mean_value,
+                                        value_range=VALUE_RANGE, ls=ls(profile), batch_size=f.batch_size,
+                                        image_ids=idx, return_curves=True)
+                parts["scores"].append(res.scores.assign(background=background, model="trained"))
+                parts["random"].append(res.random.assign(background=background))
+                parts["lesion_share"].append(
+                    lesion_share(res, maps[unit], gt, d, idx).assign(background=background, unit=unit))
         for name, frames in parts.items():
             pd.concat(frames, ignore_index=True).to_csv(tmp / f"{name}.csv", index=False, float_format="%.17g")
         return {"background": background, "n_images": len(idx)}
 
     folder = cache.cached(FIDELITY_STAGE, key, build)
     return {name: pd.read_csv(folder / f"{name}.csv") for name in ("scores", "random", "lesion_share")}
+
+
+def n_forward(n_images: int, n_methods: int, d: fm.PerturbationDesign) -> int:
+    """Forward passes `score_fidelity` makes: per image one clean pass and, per style,
+    (2 orderings x methods + random orderings) x l_max steps plus the F units."""
+    return n_images * (1 + len(STYLES) * ((2 * n_methods + d.n_random) * d.l_max + d.n_faithfulness))
 
 
 def lesion_share(res: fm.FidelityResult, a_batch: dict, gt: np.ndarray, d: fm.PerturbationDesign,
@@ -254,7 +271,7 @@ def consistency(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 def _better(column: str) -> int:
     """+1 when a higher score is better (MoRF AOPC, F), -1 when lower is (LeRF AOPC)."""
-    return -1 if fm.parse_metric(column)[0] == "aopc_lerf" else 1
+    return 1 if fm.higher_is_better(column) else -1
 
 
 def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Profile) -> pd.DataFrame:

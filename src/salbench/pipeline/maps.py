@@ -24,6 +24,8 @@ from salbench.pipeline.selection import SPLIT
 from salbench.saliency import compute_maps, pattern, registry
 
 PATTERN_STAGE = "patterns"
+# Bump when fitting changes the patterns a model gets.
+PATTERN_VERSION = 1
 MAPS_STAGE = "maps"
 MAPS_FILE = "maps.npy"
 INDICES_FILE = "indices.npy"
@@ -96,7 +98,7 @@ def patterns_path(profile: Profile, models: ModelSet, variant: ModelVariant) -> 
     `saliency.pattern_n_images` training images and cached."""
     s = profile.saliency
     model_key = models.key(variant)
-    key = config.config_hash("patterns", model_key, s.pattern_n_images, s.pattern_chunk_dtype)
+    key = config.config_hash("patterns", PATTERN_VERSION, model_key, s.pattern_n_images, s.pattern_chunk_dtype)
 
     def build(tmp: Path):
         model = models.model(variant)

@@ -181,10 +181,14 @@ class ModelSet:
         return seeding.stage_int_seed(self.profile.seed, f"randomize/{trained.key}")
 
     def key(self, variant: ModelVariant) -> str:
+        """Cache key of the variant: its trained model's config and weights (a model
+        retrained under the same config, e.g. after corruption, gets new maps), and the
+        layers re-drawn."""
         trained = self.trained_model(variant)
+        base = f"{trained.key}-{str(trained.meta.get('weights_sha256', 'unknown'))[:16]}"
         if not variant.reinit:
-            return trained.key
-        return config.config_hash("variant", REINIT_VERSION, trained.key, sorted(variant.reinit),
+            return base
+        return config.config_hash("variant", REINIT_VERSION, base, sorted(variant.reinit),
                                   self.randomization_seed(trained))
 
     # ------------------------------------------------------------------ loading
