@@ -157,7 +157,8 @@ def test_image_selection_and_methods(profile):
     assert len(trust.method_indices(p, "xrai")) == p.trust.n_images_expensive
     assert len(trust.method_indices(p, "gradient")) == p.trust.n_images
     assert trust.methods(profile)[:8] == list(trust.ARUN_METHODS)
-    assert "patternnet" in trust.methods(profile)
+    budding = trust.methods(load_profile("smoke", trust__extension="budding"))
+    assert budding[:8] == list(trust.ARUN_METHODS) and "patternnet" in budding and len(set(budding)) == len(budding)
     assert trust.methods(load_profile("smoke", trust__extension="none")) == list(trust.ARUN_METHODS)
 
 
