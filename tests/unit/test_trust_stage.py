@@ -105,6 +105,18 @@ def test_randomization_verdicts_use_the_last_top_down_step(profile):
     tables.get_spec("randomization_cascade").check(cascade[trust.CASCADE_COLUMNS])
 
 
+def test_constant_scores_are_not_testable_rather_than_an_error(profile):
+    rng = np.random.default_rng(4)
+    cascade = _cascade(rng, ["gradient", "grad_cam"], 6, {"gradient": 0.3, "grad_cam": 0.0})
+    baseline = _baseline(rng, ["gradient", "grad_cam"], 6)
+    # All-zero maps: every SSIM (step and baseline) is 1.
+    cascade.loc[cascade.method == "grad_cam", "ssim_arun"] = 1.0
+    baseline.loc[baseline.method == "grad_cam", "baseline_ssim"] = 1.0
+    v = trust.randomization_verdicts(cascade, baseline, profile).set_index("method")
+    assert v.loc["grad_cam", "verdict"] == "not testable" and "constant" in v.loc["grad_cam", "note"]
+    assert v.loc["gradient", "verdict"] == "did not pass"
+
+
 def _scores(rng, n_images=10, unet_pairs=True):
     rows = []
 

@@ -171,8 +171,21 @@ def randomization_verdicts(cascade: pd.DataFrame, baseline: pd.DataFrame, profil
     full = full_randomization(cascade)[["background", "method", "image", col]].rename(columns={col: "ssim"})
     base = baseline[baseline.setting == setting][["background", "method", "image", "baseline_ssim"]]
     df = full.merge(base, on=["background", "method", "image"], validate="one_to_one")
-    out = stats.randomization_verdicts(df, by=("background",), alpha=profile.trust.alpha)
-    return out.assign(setting=setting)
+    # The mixed model needs 2 images and some spread; a method without them (e.g. maps
+    # all zero, so every SSIM is 1) gets a "not testable" row with the reason.
+    ok, skipped = [], []
+    for (bg, method), g in df.groupby(["background", "method"], sort=False):
+        values = np.r_[g.ssim.to_numpy(), g.baseline_ssim.to_numpy()]
+        if len(g) >= 2 and np.ptp(values) > 0 and np.ptp(g.ssim.to_numpy() - g.baseline_ssim.to_numpy()) > 0:
+            ok.append(g)
+        else:
+            skipped.append({"background": bg, "method": method, "n_images": len(g), "mean_score": g.ssim.mean(),
+                            "mean_baseline": g.baseline_ssim.mean(), "verdict": "not testable",
+                            "note": f"not testable: {len(g)} image(s), SSIM - baseline constant "
+                                    f"({(g.ssim - g.baseline_ssim).iloc[0]:.4g})"})
+    out = stats.randomization_verdicts(pd.concat(ok), by=("background",), alpha=profile.trust.alpha) if ok \
+        else pd.DataFrame()
+    return pd.concat([out, pd.DataFrame(skipped)], ignore_index=True).assign(setting=setting)
 
 
 # ---------------------------------------------------------------------- repeatability and reproducibility
