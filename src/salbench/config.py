@@ -176,6 +176,30 @@ class FidelityConfig:
 
 
 @dataclass(frozen=True)
+class TrustConfig:
+    """Arun et al. 2021's trust criteria beyond localization (notebook 06): cascading
+    randomization, repeatability and reproducibility."""
+
+    # The first n lesion images explained (a prefix of `saliency.n_images`; Arun et al.'s
+    # README: 100 random positive test images for these tests).
+    n_images: int = 100
+    # Methods beyond Arun's eight: "budding" (Budding et al.'s Figure 1 methods), "none".
+    extension: str = "budding"
+    # Cascades run: "top_down" (the paper; its last step gives the verdicts), and ours,
+    # "bottom_up" and "single" (one layer at a time).
+    orders: tuple[str, ...] = ("top_down", "bottom_up", "single")
+    # Images for the costly methods (`pipeline.trust.EXPENSIVE`): a prefix of n_images
+    # (None: all n_images).
+    n_images_expensive: int | None = None
+    # Random partner images per image in the randomization baseline (Arun's code: 50).
+    baseline_pairs: int = 50
+    # SSIM setting of the baseline, the verdicts and the consistency scores
+    # (`metrics.similarity.SSIM_SETTINGS`: "arun", the reproduction, or "ours").
+    ssim_setting: str = "arun"
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     seed: int
@@ -186,6 +210,7 @@ class Profile:
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
     localization: LocalizationConfig = field(default_factory=LocalizationConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     # Whether runs of this profile write figures/ and tables/ (smoke never does).
     publish: bool = False
     # "section.key=value" changes applied on top of the base profile named before the
@@ -205,6 +230,7 @@ SECTIONS: dict[str, type] = {
     "saliency": SaliencyConfig,
     "localization": LocalizationConfig,
     "fidelity": FidelityConfig,
+    "trust": TrustConfig,
 }
 TOP_LEVEL = {"seed": int, "publish": bool}
 # Keys of a profile file that describe it rather than configure a stage.
@@ -215,6 +241,7 @@ ARCHITECTURES = ("vgg", "densenet121", "densenet_small", "unet")
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("float32", "mixed_bfloat16")
 LESION_WINDOWS = ("disc", "square")
+TRUST_ORDERS = ("top_down", "bottom_up", "single")
 
 
 def check_choice(key: str, value, allowed) -> None:
@@ -381,6 +408,23 @@ def _validate(p: Profile) -> None:
     if not 0 < f.ci < 1:
         raise ConfigError(f"fidelity.ci={f.ci}: must be in (0, 1)")
     check_choice("fidelity.extension", f.extension, ("all", "none"))
+    t = p.trust
+    if not 2 <= t.n_images <= p.saliency.n_images:
+        raise ConfigError(f"trust.n_images={t.n_images}: must be in 2..{p.saliency.n_images} (saliency.n_images; "
+                          "the randomization baseline pairs different images)")
+    check_choice("trust.extension", t.extension, ("budding", "none"))
+    bad = [o for o in t.orders if o not in TRUST_ORDERS]
+    if bad or "top_down" not in t.orders or len(set(t.orders)) != len(t.orders):
+        raise ConfigError(f"trust.orders={list(t.orders)}: distinct values from {list(TRUST_ORDERS)}, including "
+                          "'top_down' (its last step gives the verdicts)")
+    if t.n_images_expensive is not None and not 2 <= t.n_images_expensive <= t.n_images:
+        raise ConfigError(f"trust.n_images_expensive={t.n_images_expensive}: must be in 2..{t.n_images} "
+                          "(trust.n_images) or null")
+    if t.baseline_pairs < 1:
+        raise ConfigError(f"trust.baseline_pairs={t.baseline_pairs}: must be >= 1")
+    check_choice("trust.ssim_setting", t.ssim_setting, ("arun", "ours"))
+    if not 0 < t.alpha < 1:
+        raise ConfigError(f"trust.alpha={t.alpha}: must be in (0, 1)")
 
 
 def profile_path(name: str) -> Path:

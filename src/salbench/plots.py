@@ -257,3 +257,78 @@ def fidelity_validity(validity, unit: int, l_max: int):
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def cascade_curves(cascade, value: str, orders, baseline=None, ylabel: str | None = None):
+    """Mean `value` over images against the cascade step, one line per method, one panel
+    per (background, order); step 0 is the trained model and tick labels name the layer
+    each step re-draws. With `baseline` (per-image ``baseline_ssim`` per background and
+    method): each method's mean baseline as a dotted line (Arun et al. Figure 3)."""
+    backgrounds = list(dict.fromkeys(cascade.background))
+    methods = list(dict.fromkeys(cascade.method))
+    palette = dict(zip(methods, sns.color_palette("tab20", len(methods))))
+    fig, axes = plt.subplots(len(backgrounds), len(orders), figsize=(4.2 * len(orders) + 1.5, 3.2 * len(backgrounds)),
+                             sharey=True, squeeze=False)
+    for r, bg in enumerate(backgrounds):
+        for c, order in enumerate(orders):
+            ax = axes[r, c]
+            sub = cascade[(cascade.background == bg) & (cascade.order == order)]
+            for m in methods:
+                mean = sub[sub.method == m].groupby("step")[value].mean()
+                ax.plot(mean.index, mean.to_numpy(), marker="o", ms=2.5, linewidth=1, color=palette[m],
+                        label=m.replace("_", " "))
+                if baseline is not None:
+                    b = baseline[(baseline.background == bg) & (baseline.method == m)].baseline_ssim
+                    if len(b):
+                        ax.axhline(float(b.mean()), color=palette[m], linestyle=":", linewidth=0.9)
+            ticks = sub[["step", "layer"]].drop_duplicates().sort_values("step")
+            ax.set_xticks(ticks.step.to_numpy())
+            ax.set_xticklabels(["trained" if s == 0 else layer for s, layer in zip(ticks.step, ticks.layer)],
+                               rotation=60, ha="right", fontsize=6)
+            n = sub.groupby("method").image.nunique()
+            ax.set_title(f"{bg}, {order.replace('_', '-')} (n = {'/'.join(map(str, sorted(set(n))))} images)",
+                         fontsize=9)
+        axes[r, 0].set_ylabel(ylabel or value)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if baseline is not None:
+        handles.append(plt.Line2D([], [], color="0.3", linestyle=":"))
+        labels.append("randomization baseline")
+    axes[0, -1].legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def consistency_boxes(scores, low: float, high_kind: str, ylabel: str = "SSIM"):
+    """Arun et al. Figure 4: per-image SSIM of repeatability and reproducibility per
+    method (box plots; methods not applicable to an architecture have no box), the
+    low baseline as a dashed line and the pairs of U-Nets as a box with a dashed mean
+    line; one panel per background."""
+    backgrounds = list(dict.fromkeys(scores.background))
+    d = scores.dropna(subset=["ssim"])
+    methods = [m for m in dict.fromkeys(scores.method) if m != high_kind]
+    fig, axes = plt.subplots(1, len(backgrounds), figsize=(0.45 * (len(methods) + 1) * len(backgrounds) + 2.5, 3.6),
+                             sharey=True, squeeze=False)
+    for ax, bg in zip(axes[0], backgrounds):
+        sub = d[(d.background == bg) & (d.kind != high_kind)]
+        unet = d[(d.background == bg) & (d.kind == high_kind)]
+        sns.boxplot(data=sub, x="method", y="ssim", hue="kind", order=methods,
+                    hue_order=["repeatability", "reproducibility"], ax=ax, fliersize=1.5, linewidth=0.7,
+                    palette=["#6baed6", "#fd8d3c"])
+        if len(unet):
+            ax.boxplot(unet.ssim.to_numpy(), positions=[len(methods)], widths=0.5, patch_artist=True,
+                       boxprops={"facecolor": "#08519c", "linewidth": 0.7}, medianprops={"color": "white"},
+                       flierprops={"markersize": 1.5})
+            ax.axhline(float(unet.ssim.mean()), color="#08519c", linestyle="--", linewidth=0.8,
+                       label="U-Net pairs (mean)")
+        ax.axhline(low, color="#9ecae1", linestyle="--", linewidth=0.8, label=f"low baseline {low}")
+        ax.set_xticks(range(len(methods) + 1))
+        ax.set_xticklabels([m.replace("_", " ") for m in methods] + ["U-Net"], rotation=60, ha="right", fontsize=7)
+        ax.set_xlim(-0.6, len(methods) + 0.6)
+        ax.set_xlabel("")
+        ax.set_title(f"{bg} (n = {sub.image.nunique()} images)", fontsize=9)
+        ax.legend(fontsize=6, frameon=False)
+    axes[0, 0].set_ylabel(ylabel)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

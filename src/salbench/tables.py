@@ -69,6 +69,11 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("tomsett_intermethod", ("background", "unit", "method_set", "style", "column")),
     TableSpec("claims", ("claim_id",)),
     TableSpec("fidelity_validity", ("background", "unit", "style", "column", "question", "method")),
+    TableSpec("randomization_cascade", ("background", "method", "image", "order", "step"), float_digits=6),
+    TableSpec("randomization_baseline", ("background", "method", "setting", "image"), float_digits=6),
+    TableSpec("randomization_verdicts", ("background", "method"), significant=True),
+    TableSpec("consistency_scores", ("background", "kind", "method", "image", "pair"), float_digits=6),
+    TableSpec("consistency_verdicts", ("background", "kind", "method", "baseline"), significant=True),
 )}
 
 

@@ -10,9 +10,10 @@ one function here per figure or table.
 * `training`: the accuracy table and learning curves (notebook 02).
 * `localization`: ground-truth scores, baselines, statistics (notebook 04).
 * `fidelity`: perturbation metrics, their reliability and validity (notebook 05).
+* `trust`: cascading randomization, repeatability and reproducibility (notebook 06).
 
 Nothing here switches TensorFlow's execution mode: the analysis notebooks call
 `salbench.saliency.use_graph_mode()` first.
 """
 
-from salbench.pipeline import fidelity, localization, maps, models, selection, training  # noqa: F401
+from salbench.pipeline import fidelity, localization, maps, models, selection, training, trust  # noqa: F401
