@@ -185,6 +185,10 @@ class TrustConfig:
     n_images: int = 100
     # Methods beyond Arun's eight: "budding" (Budding et al.'s Figure 1 methods), "none".
     extension: str = "budding"
+    # Empty: Arun's eight plus the extension. Otherwise exactly these registered methods
+    # (a small profile's subset; the smoke profile cannot afford iNNvestigate's graph
+    # building on the DenseNet for every method).
+    methods: tuple[str, ...] = ()
     # Cascades run: "top_down" (the paper; its last step gives the verdicts), and ours,
     # "bottom_up" and "single" (one layer at a time).
     orders: tuple[str, ...] = ("top_down", "bottom_up", "single")

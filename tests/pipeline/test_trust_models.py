@@ -49,6 +49,7 @@ class FakeTrained:
 
     def __init__(self, key, weights_seed=0, role="classifier", run=0, build=conv_net):
         self.spec, self.key, self.build = Spec(role=role, run=run), key, build
+        self.meta = {"weights_sha256": f"sha-{key}"}
         rng = np.random.default_rng(weights_seed)
         self.weights = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in build().get_weights()]
 

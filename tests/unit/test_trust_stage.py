@@ -168,10 +168,15 @@ def test_image_selection_and_methods(profile):
     p = load_profile("quick")
     assert len(trust.method_indices(p, "xrai")) == p.trust.n_images_expensive
     assert len(trust.method_indices(p, "gradient")) == p.trust.n_images
-    assert trust.methods(profile)[:8] == list(trust.ARUN_METHODS)
-    budding = trust.methods(load_profile("smoke", trust__extension="budding"))
+    assert trust.methods(profile) == list(profile.trust.methods)  # smoke names its subset
+    assert trust.methods(p)[:8] == list(trust.ARUN_METHODS)
+    budding = trust.methods(load_profile("smoke", trust__extension="budding", trust__methods=[]))
     assert budding[:8] == list(trust.ARUN_METHODS) and "patternnet" in budding and len(set(budding)) == len(budding)
-    assert trust.methods(load_profile("smoke", trust__extension="none")) == list(trust.ARUN_METHODS)
+    assert trust.methods(load_profile("smoke", trust__extension="none", trust__methods=[])) == list(trust.ARUN_METHODS)
+    with pytest.raises(KeyError, match="unknown saliency method 'nope'"):
+        trust.methods(load_profile("smoke", trust__methods=["nope"]))
+    with pytest.raises(ValueError, match="'sobel' does not explain a classifier"):
+        trust.methods(load_profile("smoke", trust__methods=["sobel"]))
 
 
 @pytest.mark.parametrize("override, match", [

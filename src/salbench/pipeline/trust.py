@@ -59,7 +59,15 @@ CONSISTENCY_COLUMNS = ["background", "kind", "method", "image", "pair", "ssim", 
 
 
 def methods(profile: Profile) -> list[str]:
-    """Arun's eight, then the extension's methods not among them."""
+    """`trust.methods` if given; else Arun's eight, then the extension's methods not among them."""
+    if profile.trust.methods:
+        from salbench.saliency import registry
+
+        for m in profile.trust.methods:
+            entry = registry.get(m)  # an unknown name lists the valid ones
+            if not entry.needs_model or m == UNET:
+                raise ValueError(f"trust.methods: {m!r} does not explain a classifier; choose classifier methods")
+        return list(profile.trust.methods)
     out = list(ARUN_METHODS)
     if profile.trust.extension == "budding":
         out += [m for m in maps_stage.BUDDING_FIGURE if m not in out]
