@@ -367,3 +367,15 @@ def figure4(tabs: dict[str, pd.DataFrame], profile: Profile):
     method, with the 0.5 line and the U-Net pairs' SSIM (box and dashed mean)."""
     return plots.consistency_boxes(tabs["consistency_scores"], low=stats.SSIM_LOW_BASELINE, high_kind=UNET,
                                    ylabel=f"SSIM ({profile.trust.ssim_setting})")
+
+
+def headline_randomization(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The randomization verdicts for display: SSIM at full randomization against the baseline."""
+    return tabs["randomization_verdicts"][["background", "method", "mean_score", "mean_baseline", "p_value",
+                                           "verdict"]]
+
+
+def headline_consistency(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Table 4 for display: each kind and method against the 0.5 and U-Net baselines."""
+    return tabs["consistency_verdicts"][["background", "kind", "method", "baseline", "verdict", "estimate",
+                                         "p_value", "note"]]
