@@ -35,6 +35,7 @@ VARIANTS = {
     "float32": {"precision": "float32"},
     "standardize": {"standardize": True},
     "standardize_lr3e-4_warmup100": {"standardize": True, "learning_rate": 3e-4, "warmup_steps": 100},
+    "standardize_lr5e-4_warmup100": {"standardize": True, "learning_rate": 5e-4, "warmup_steps": 100},
     "standardize_lr1e-3_warmup100": {"standardize": True, "learning_rate": 1e-3, "warmup_steps": 100},
     "lr1e-3_warmup100": {"learning_rate": 1e-3, "warmup_steps": 100},
 }
