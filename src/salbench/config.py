@@ -98,6 +98,12 @@ class TrainConfig:
     # about 4x faster on CPUs with AMX. Saved weights are float32 either way and
     # saliency always runs in float32.
     precision: str = "float32"
+    # Ours, not the paper's (see benchmarks/plateau_study.py): a fixed first layer that
+    # standardizes the input with the training set's mean and SD, and a linear
+    # learning-rate warm-up over this many optimizer steps (0: none). Both off by
+    # default, and left out of the model cache key when off.
+    standardize: bool = False
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -363,6 +369,11 @@ def _validate(p: Profile) -> None:
             raise ConfigError(f"{name}.momentum={t.momentum}: must be in [0, 1)")
         if t.min_delta < 0 or t.loss_stop < 0:
             raise ConfigError(f"{name}: min_delta and loss_stop must be >= 0")
+        if t.warmup_steps < 0:
+            raise ConfigError(f"{name}.warmup_steps={t.warmup_steps}: must be >= 0")
+        if t.standardize and t.architecture != "vgg":
+            raise ConfigError(f"{name}.standardize=true: only the VGG-like classifier has a standardization "
+                              f"layer (architecture is {t.architecture!r})")
         for key, limit in (("n_train_images", d.n_train), ("n_val_images", d.n_val)):
             v = getattr(t, key)
             if v is not None and not 2 <= v <= limit:

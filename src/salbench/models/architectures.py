@@ -25,11 +25,23 @@ class ArchitectureError(ValueError):
     pass
 
 
-def build_vgg(input_shape=(140, 192, 1), n_classes: int = 2) -> keras.Model:
+STANDARDIZE_LAYER = "standardize"
+
+
+def build_vgg(input_shape=(140, 192, 1), n_classes: int = 2, standardize: bool = False) -> keras.Model:
     """Budding et al. 2021: four blocks of two 3x3 ReLU convolutions and 2x2 max
-    pooling (32, 64, 128, 256 filters), Dense 128 ReLU, Dense softmax; He init."""
+    pooling (32, 64, 128, 256 filters), Dense 128 ReLU, Dense softmax; He init.
+
+    `standardize` (ours): a first, non-trainable 1x1 linear convolution named
+    ``standardize`` computing (x - mean) / sd. It starts as the identity; training sets
+    the training set's mean and SD with `set_standardization`, and its weights are saved
+    and loaded with the others, so the model is a function of the raw image and every
+    saliency method explains that function. It runs in float32 under any policy."""
     inputs = keras.Input(input_shape, name="input")
     x = inputs
+    if standardize:
+        x = L.Conv2D(1, 1, activation=None, kernel_initializer="ones", bias_initializer="zeros",
+                     trainable=False, dtype="float32", name=STANDARDIZE_LAYER)(x)
     for block, filters in enumerate((32, 64, 128, 256), 1):
         for conv in (1, 2):
             x = L.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer="he_normal",
@@ -41,6 +53,14 @@ def build_vgg(input_shape=(140, 192, 1), n_classes: int = 2) -> keras.Model:
     outputs = L.Dense(n_classes, activation="softmax", kernel_initializer="he_normal",
                       dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="vgg")
+
+
+def set_standardization(model: keras.Model, mean: float, sd: float) -> None:
+    """Make the ``standardize`` layer compute (x - mean) / sd."""
+    if not sd > 0:
+        raise ArchitectureError(f"sd={sd}: the input standard deviation must be > 0")
+    layer = model.get_layer(STANDARDIZE_LAYER)
+    layer.set_weights([np.full((1, 1, 1, 1), 1.0 / sd, np.float32), np.full((1,), -mean / sd, np.float32)])
 
 
 def build_densenet(kind: str, input_shape=(140, 192, 1), n_classes: int = 2) -> keras.Model:
@@ -96,7 +116,7 @@ def build(architecture: str, input_shape=(140, 192, 1), **kwargs) -> keras.Model
             f"input_shape={tuple(input_shape)}: expected (height, width, 1) with height and width >= 32"
         )
     if architecture == "vgg":
-        return build_vgg(input_shape)
+        return build_vgg(input_shape, **kwargs)
     if architecture in DENSENET_BLOCKS:
         return build_densenet(architecture, input_shape)
     if architecture == "unet":
@@ -112,8 +132,9 @@ def check_input(model: keras.Model, x: np.ndarray) -> None:
 
 
 def weight_layers(model: keras.Model) -> list[str]:
-    """Names of the layers that hold weights, input to output (the units of a cascade)."""
-    return [layer.name for layer in model.layers if layer.weights]
+    """Names of the layers that hold trained weights, input to output (the units of a
+    cascade). A fixed layer (the VGG's ``standardize``) holds none and is no unit."""
+    return [layer.name for layer in model.layers if layer.trainable_weights]
 
 
 def weight_seed(seed: int, layer_index: int, weight_index: int) -> int:

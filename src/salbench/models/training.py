@@ -26,12 +26,26 @@ from salbench.config import BACKGROUNDS, Profile, TrainConfig, UNetConfig, check
 from salbench.data import store
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not errors
+_log = logging.getLogger(__name__)
 
 STAGE = "models"
 # Bump when a change to the training code changes the weights a config produces.
 TRAINING_VERSION = 2
 WEIGHTS = "weights.h5"
 PREDICT_BATCH = 64
+# Steps-to-target measurement (ours, issue 12): every `VAL_EVERY_STEPS` optimizer steps
+# the classifier's accuracy on the first `VAL_SUBSET_IMAGES` validation images (a fixed
+# subset, so evaluations are comparable and cheap) is recorded until it first reaches
+# `TARGET_ACCURACY`; that step is `steps_to_95`. Evaluation is inference only (no
+# weight, optimizer, RNG or BatchNorm state changes), so the weights trained are the same.
+VAL_EVERY_STEPS = 50
+VAL_SUBSET_IMAGES = 256
+TARGET_ACCURACY = 0.95
+# Images of the training split whose pixel mean and SD the `standardize` layer uses.
+STANDARDIZE_IMAGES = 2048
+# Train-config keys added after models were cached; left out of the cache key while at
+# these defaults so existing configs keep their keys (and their cached weights).
+_KEY_OPTIONAL = {"standardize": False, "warmup_steps": 0}
 
 
 class CorruptModelError(RuntimeError):
@@ -51,10 +65,12 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
+        train = {k: v for k, v in config.as_dict(self.train).items()
+                 if not (k in _KEY_OPTIONAL and v == _KEY_OPTIONAL[k])}
         return config.config_hash(
             {"role": self.role, "background": self.background, "run": self.run, "seed": self.seed,
              "data_key": self.data_key, "training_version": TRAINING_VERSION},
-            self.train,
+            train,
         )
 
 
@@ -76,7 +92,42 @@ def build_model(train: TrainConfig, input_shape):
 
     if isinstance(train, UNetConfig):
         return architectures.build("unet", input_shape, base_filters=train.base_filters, depth=train.depth)
+    if train.standardize:
+        return architectures.build(train.architecture, input_shape, standardize=True)
     return architectures.build(train.architecture, input_shape)
+
+
+def input_statistics(reader: store.SplitReader, background: str, n: int = STANDARDIZE_IMAGES) -> tuple[float, float]:
+    """Pixel mean and SD (population, float64) over the first `n` images of a split."""
+    total = total_sq = count = 0.0
+    for start in range(0, min(n, len(reader)), 512):
+        x = reader.x(background, slice(start, min(start + 512, n))).astype(np.float64)
+        total += x.sum()
+        total_sq += np.square(x).sum()
+        count += x.size
+    mean = total / count
+    return float(mean), float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
+
+
+def _learning_rate(train: TrainConfig):
+    """A float (no warm-up), or a linear warm-up from lr / warmup_steps to lr over the
+    first `warmup_steps` optimizer steps, then constant (ours)."""
+    if train.warmup_steps == 0:
+        return train.learning_rate
+    import tensorflow as tf
+
+    class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, lr: float, steps: int):
+            self.lr, self.steps = lr, steps
+
+        def __call__(self, step):
+            frac = tf.minimum((tf.cast(step, tf.float32) + 1.0) / self.steps, 1.0)
+            return self.lr * frac
+
+        def get_config(self):
+            return {"lr": self.lr, "steps": self.steps}
+
+    return LinearWarmup(train.learning_rate, train.warmup_steps)
 
 
 def _optimizer(train: TrainConfig):
@@ -84,9 +135,10 @@ def _optimizer(train: TrainConfig):
 
     # Legacy optimizers work in both eager and graph mode (iNNvestigate processes).
     opt = tf.keras.optimizers.legacy
+    lr = _learning_rate(train)
     if train.optimizer == "sgd":
-        return opt.SGD(learning_rate=train.learning_rate, momentum=train.momentum)
-    return opt.Adam(learning_rate=train.learning_rate)
+        return opt.SGD(learning_rate=lr, momentum=train.momentum)
+    return opt.Adam(learning_rate=lr)
 
 
 def _set_precision(precision: str) -> None:
@@ -126,6 +178,37 @@ def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
 
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, min_delta=train.min_delta)
     return [early, LossThreshold(), Progress()]
+
+
+def _steps_callback(x_val: np.ndarray | None, y_val: np.ndarray | None, max_steps: int | None, stop_at_target: bool):
+    """Count optimizer steps; every VAL_EVERY_STEPS record the accuracy on (x_val, y_val)
+    until it first reaches TARGET_ACCURACY (then stop evaluating, or stop training if
+    `stop_at_target`); stop training after `max_steps` steps (None: no cap)."""
+    from tensorflow import keras
+
+    class StepsToTarget(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+            self.steps_to_target = None
+            self.curve: list[tuple[int, float]] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if x_val is not None and self.steps_to_target is None and self.step % VAL_EVERY_STEPS == 0:
+                p = np.concatenate([self.model.predict_on_batch(x_val[s : s + PREDICT_BATCH])
+                                    for s in range(0, len(x_val), PREDICT_BATCH)])
+                acc = float((np.asarray(p).argmax(1) == y_val).mean())
+                self.curve.append((self.step, acc))
+                _log.info("step %d: validation-subset accuracy %.4f", self.step, acc)
+                if acc >= TARGET_ACCURACY:
+                    self.steps_to_target = self.step
+                    if stop_at_target:
+                        self.model.stop_training = True
+            if max_steps is not None and self.step >= max_steps:
+                self.model.stop_training = True
+
+    return StepsToTarget()
 
 
 # ------------------------------------------------------------------------ datasets
@@ -195,20 +278,34 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True) -> dict:
-    """Train one model into folder `out`; return metadata (history, holdout metrics)."""
+def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
+          max_steps: int | None = None, stop_at_target: bool = False) -> dict:
+    """Train one model into folder `out`; return metadata (history, holdout metrics,
+    for classifiers `steps_to_95` and `val_subset_curve`: see VAL_EVERY_STEPS).
+    `max_steps` caps the optimizer steps and `stop_at_target` stops at the first
+    evaluation reaching TARGET_ACCURACY: both for studies (benchmarks/plateau_study.py);
+    the models of a profile are trained with neither."""
     import tensorflow as tf
 
     t = spec.train
     seeding.set_global_determinism(spec.seed)
     _set_precision(t.precision)
+    standardization = None
     try:
         with store.SplitReader(folder_data, "train") as tr, store.SplitReader(folder_data, "val") as va:
             n_train = t.n_train_images or len(tr)
             n_val = t.n_val_images or len(va)
             input_shape = tr.x(spec.background, slice(0, 1)).shape[1:]
             model = build_model(t, input_shape)
+            if t.standardize:
+                from salbench.models import architectures
+
+                standardization = input_statistics(tr, spec.background, min(n_train, STANDARDIZE_IMAGES))
+                architectures.set_standardization(model, *standardization)
             target = "gt" if spec.role == "unet" else "class"
+            n_sub = min(n_val, VAL_SUBSET_IMAGES)
+            counter = _steps_callback(va.x(spec.background, slice(0, n_sub)) if target == "class" else None,
+                                      va.y(slice(0, n_sub)) if target == "class" else None, max_steps, stop_at_target)
             if target == "class":
                 model.compile(_optimizer(t), "categorical_crossentropy", metrics=["accuracy"])
             else:
@@ -219,7 +316,7 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True) 
             desc = f"{spec.role}/{t.architecture}/{spec.background}/run{spec.run}"
             start = time.time()
             hist = model.fit(train_ds, validation_data=val_ds, epochs=t.max_epochs,
-                             callbacks=_callbacks(t, steps, desc, progress), verbose=0)
+                             callbacks=[counter, *_callbacks(t, steps, desc, progress)], verbose=0)
             recalibrated = recalibrate_batchnorm(model, tr, spec.background, t.batch_size, n_train)
             seconds = time.time() - start
     finally:
@@ -244,7 +341,11 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True) 
         "architecture": t.architecture, "train_config": config.as_dict(t), "data_key": spec.data_key,
         "input_shape": list(input_shape), "epochs": epochs, "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
-        "weights_sha256": _sha256(weights), "batchnorm_recalibration_images": recalibrated, **metrics,
+        "weights_sha256": _sha256(weights), "batchnorm_recalibration_images": recalibrated,
+        "optimizer_steps": counter.step, "steps_to_95": counter.steps_to_target,
+        "val_subset_images": n_sub if target == "class" else 0, "val_subset_curve": counter.curve,
+        **({"input_mean": standardization[0], "input_sd": standardization[1]} if standardization else {}),
+        **metrics,
     }
 
 
@@ -365,7 +466,9 @@ def accuracy_table(models: list[TrainedModel]):
         "background": m.spec.background, "architecture": m.meta["architecture"], "role": m.spec.role,
         "run": m.spec.run, "seed": m.spec.seed, "epochs": m.meta["epochs"],
         "holdout_accuracy": m.meta["holdout_accuracy"], "holdout_dice": m.meta["holdout_dice"],
-        "seconds_per_epoch": m.meta["seconds_per_epoch"], "key": m.key,
+        "seconds_per_epoch": m.meta["seconds_per_epoch"],
+        # None for U-Nets and for models cached before the measurement existed.
+        "steps_to_95": m.meta.get("steps_to_95"), "key": m.key,
     } for m in models]
     df = pd.DataFrame(rows)
     best = df.groupby(["background", "role"])["holdout_accuracy"].transform("max")
