@@ -62,6 +62,8 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("localization_mixed_models", ("background", "metric", "method", "baseline"), significant=True),
     TableSpec("localization_tukey", ("background", "metric", "group1", "group2"), significant=True),
     TableSpec("localization_randomization", ("background", "model", "method", "metric")),
+    TableSpec("plateau_study", ("variant", "background", "seed_index", "cap")),
+    TableSpec("plateau_diagnosis", ("background", "input")),
     TableSpec("fidelity_scores", ("background", "model", "method", "image", "style", "unit"), float_digits=6),
     TableSpec("fidelity_random_baseline", ("background", "unit", "style", "L"), float_digits=6),
     TableSpec("tomsett_alpha", ("background", "unit", "methods", "with_edge", "style", "column")),

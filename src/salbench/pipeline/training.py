@@ -9,7 +9,7 @@ from salbench import outputs, plots
 from salbench.config import Profile
 from salbench.models import training
 
-ACCURACY_COLUMNS = ["background", "architecture", "role", "run", "seed", "epochs", "holdout_accuracy",
+ACCURACY_COLUMNS = ["background", "architecture", "role", "run", "seed", "epochs", "steps_to_95", "holdout_accuracy",
                     "holdout_dice", "seconds_per_epoch", "selected"]
 
 
