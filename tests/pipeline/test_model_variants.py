@@ -1,55 +1,19 @@
 """Model variants: cascades re-draw exactly the layers they name, with the same random
 weights for a layer at every step, and leave every other weight trained."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
-from tensorflow import keras
+from fakes import LAYERS, FakeTrained
 
 from salbench.config import load_profile
 from salbench.pipeline import models as pm
 
 pytestmark = pytest.mark.graph
 
-LAYERS = ["conv1", "conv2", "fc", "predictions"]
-
-
-def tiny_net():
-    inp = keras.Input((8, 8, 1))
-    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv1")(inp)
-    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv2")(z)
-    z = keras.layers.Flatten()(z)
-    z = keras.layers.Dense(4, activation="relu", kernel_initializer="he_normal", name="fc")(z)
-    out = keras.layers.Dense(2, activation="softmax", kernel_initializer="he_normal", name="predictions")(z)
-    return keras.Model(inp, out)
-
-
-@dataclass
-class Spec:
-    role: str = "classifier"
-    background: str = "perlin"
-    run: int = 0
-
-
-class FakeTrained:
-    """What ModelSet needs of a trained model: spec, key, load()."""
-
-    def __init__(self, seed=0):
-        self.spec, self.key, self.meta = Spec(), f"fake-{seed}", {"weights_sha256": f"sha{seed}"}
-        rng = np.random.default_rng(seed)
-        model = tiny_net()
-        self.weights = [rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()]
-
-    def load(self):
-        model = tiny_net()
-        model.set_weights(self.weights)
-        return model
-
 
 @pytest.fixture
 def models():
-    return pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained()])
+    return pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained("fake-0")])
 
 
 def weights_by_layer(model):
@@ -76,7 +40,7 @@ def test_cascade_steps_redraw_exactly_the_named_layers(models):
             else:
                 assert same, (variant, name)
     # The same random weights from a new model set (no memo): they follow from the seeding alone.
-    fresh = pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained()])
+    fresh = pm.ModelSet(load_profile("smoke"), trained_models=[FakeTrained("fake-0")])
     for variant in fresh.cascade("perlin", "single", run=0):
         (name,) = variant.reinit
         for a, b in zip(fresh.model(variant).get_layer(name).get_weights(), random_seen[name]):
@@ -92,7 +56,7 @@ def test_variant_keys(models):
     trained = models.trained("perlin", run=0)
     full = models.randomized("perlin", run=0)
     top, bottom = models.cascade("perlin", "top_down", run=0), models.cascade("perlin", "bottom_up", run=0)
-    assert models.key(trained) == "fake-0-sha0"
+    assert models.key(trained) == "fake-0-sha-fake-0"
     # The same layers re-drawn: the same model, whatever the family.
     assert models.key(top[-1]) == models.key(bottom[-1]) == models.key(full)
     keys = {models.key(v) for v in [*top, *bottom]}
@@ -117,9 +81,7 @@ def test_predict_fn_gives_probabilities_and_logits(models):
 
 def test_loaded_models_are_evicted(monkeypatch):
     monkeypatch.setattr(pm, "MAX_LOADED", 2)
-    fakes = [FakeTrained(seed) for seed in range(3)]
-    for run, f in enumerate(fakes):
-        f.spec = Spec(run=run)
+    fakes = [FakeTrained(f"fake-{seed}", seed, run=seed) for seed in range(3)]
     ms = pm.ModelSet(load_profile("smoke"), trained_models=fakes)
     for run in range(3):
         ms.model(ms.trained("perlin", run=run))

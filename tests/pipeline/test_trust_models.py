@@ -2,11 +2,9 @@
 repeatability of a model with itself is 1, and a method that cannot run on the second
 architecture is "not applicable" with the reason (not dropped)."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
-from tensorflow import keras
+from fakes import LAYERS, FakeTrained, dense_net
 
 from salbench.config import load_profile
 from salbench.pipeline import models as pm
@@ -14,49 +12,7 @@ from salbench.pipeline import trust
 
 pytestmark = pytest.mark.graph
 
-LAYERS = ["conv1", "conv2", "fc", "predictions"]
 N_IMAGES = 2  # the smoke profile's trust.n_images
-
-
-def conv_net():
-    inp = keras.Input((8, 8, 1))
-    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv1")(inp)
-    z = keras.layers.Conv2D(3, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="conv2")(z)
-    z = keras.layers.Flatten()(z)
-    z = keras.layers.Dense(4, activation="relu", kernel_initializer="he_normal", name="fc")(z)
-    out = keras.layers.Dense(2, activation="softmax", kernel_initializer="he_normal", name="predictions")(z)
-    return keras.Model(inp, out)
-
-
-def dense_net():
-    """A second architecture without a conv layer: Grad-CAM cannot run on it."""
-    inp = keras.Input((8, 8, 1))
-    z = keras.layers.Flatten()(inp)
-    z = keras.layers.Dense(6, activation="relu", name="fc")(z)
-    out = keras.layers.Dense(2, activation="softmax", name="predictions")(z)
-    return keras.Model(inp, out)
-
-
-@dataclass
-class Spec:
-    role: str = "classifier"
-    background: str = "perlin"
-    run: int = 0
-
-
-class FakeTrained:
-    """What ModelSet needs of a trained model: spec, key, load()."""
-
-    def __init__(self, key, weights_seed=0, role="classifier", run=0, build=conv_net):
-        self.spec, self.key, self.build = Spec(role=role, run=run), key, build
-        self.meta = {"weights_sha256": f"sha-{key}"}
-        rng = np.random.default_rng(weights_seed)
-        self.weights = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in build().get_weights()]
-
-    def load(self):
-        model = self.build()
-        model.set_weights(self.weights)
-        return model
 
 
 def model_set(fakes):
