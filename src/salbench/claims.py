@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from salbench import atomic, paths, tables as table_specs
+from salbench import atomic, paths
+from salbench import tables as table_specs
 from salbench.stats import AGREEMENT, run_agreement
 
 POOLED = "pooled"

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from salbench.claims import TIE, Claim, mean_difference_claim, means_claim, verdict_claim
+from salbench.claims import (
+    TIE,
+    Claim,
+    mean_difference_claim,
+    means_claim,
+    verdict_claim,
+)
 
 BACKGROUNDS = ("perlin", "mri")
 # Budding et al.'s eight methods (Figure 2) and Arun et al.'s eight (PROTOCOLS B2).

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from salbench import config
-from salbench.provenance import DirtyTreeError
 from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError
+from salbench.provenance import DirtyTreeError
 from salbench.runner import notebooks, profile_parameter, reproduce, select_notebooks  # noqa: F401 -- moved; names kept
 
 

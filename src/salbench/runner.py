@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 
 from salbench import atomic, cache, config, paths
+from salbench import progress as progress_bars
 from salbench.config import PROFILES, Profile, load_profile
 
 # Kernel output that never reaches the terminal (it stays in the log): TensorFlow's
@@ -296,6 +297,7 @@ def reproduce(profile: str | Profile, only: list[str] | None = None, params: dic
         from salbench import provenance
 
         provenance.require_exact_code()
+    os.environ[progress_bars.TEXT_ENV] = "1"  # the kernels' bars as text, for the status line
     removed = cache.clean_stale_tmp()
     if removed:
         print(f"removed {removed} unfinished cache folder(s) left by stopped runs", flush=True)

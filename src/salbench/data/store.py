@@ -15,12 +15,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from salbench import cache, config
 from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, SPLITS, DataConfig, Profile, check_choice
 from salbench.data import generator
+from salbench.progress import tqdm
 
 STAGE = "data"
 # Images per HDF5 chunk of x: a training batch block reads whole chunks.

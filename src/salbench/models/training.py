@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from salbench import cache, config, seeding
-from salbench.config import BACKGROUNDS, Profile, TrainConfig, UNetConfig, check_choice, load_profile  # noqa: F401 (tests)
+from salbench.config import (  # noqa: F401 (tests)
+    BACKGROUNDS,
+    Profile,
+    TrainConfig,
+    UNetConfig,
+    check_choice,
+    load_profile,
+)
 from salbench.data import store
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, not errors
@@ -152,7 +159,8 @@ def _set_precision(precision: str) -> None:
 
 def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
     from tensorflow import keras
-    from tqdm import tqdm
+
+    from salbench.progress import tqdm
 
     class LossThreshold(keras.callbacks.Callback):
         """Stop when the training loss falls below `loss_stop` (Budding et al.: 0.05)."""

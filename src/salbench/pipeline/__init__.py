@@ -16,4 +16,12 @@ Nothing here switches TensorFlow's execution mode: the analysis notebooks call
 `salbench.saliency.use_graph_mode()` first.
 """
 
-from salbench.pipeline import fidelity, localization, maps, models, selection, training, trust  # noqa: F401
+from salbench.pipeline import (  # noqa: F401
+    fidelity,
+    localization,
+    maps,
+    models,
+    selection,
+    training,
+    trust,
+)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from salbench import cache, config, metrics, outputs, plots, seeding, stats
 from salbench.batching import batch_slices
@@ -36,6 +35,7 @@ from salbench.metrics import reliability as rel
 from salbench.pipeline import maps as maps_stage
 from salbench.pipeline.models import ModelSet
 from salbench.pipeline.selection import SPLIT, explained_indices
+from salbench.progress import tqdm
 from salbench.saliency import registry
 
 TOMSETT_METHODS = ("sensitivity", "gradient_x_input", "deep_taylor", "deep_shap")

@@ -36,8 +36,7 @@ from salbench import config, seeding
 from salbench.batching import map_batches
 from salbench.config import Profile
 from salbench.models import architectures, training
-from salbench.saliency import require_graph_mode
-from salbench.saliency import methods_common
+from salbench.saliency import methods_common, require_graph_mode
 
 ROLES = ("classifier", "second", "unet")
 ORDERS = ("trained", "randomized", "top_down", "bottom_up", "single")

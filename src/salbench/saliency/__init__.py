@@ -39,7 +39,15 @@ import numpy as np
 import tensorflow as tf
 
 from salbench.registry import PAPERS
-from salbench.saliency import registry
+from salbench.saliency import (  # noqa: F401  (importing registers the methods)
+    methods_baselines,
+    methods_gradients,
+    methods_innvestigate,
+    methods_shap,
+    pattern,
+    registry,
+)
+from salbench.saliency.maps import compute_maps
 from salbench.saliency.methods_common import (
     GraphModeError,
     ModelKindError,
@@ -55,10 +63,6 @@ from salbench.saliency.registry import (
     UnknownMethodError,
     register,
 )
-from salbench.saliency import (  # noqa: F401  (importing registers the methods)
-    methods_baselines, methods_gradients, methods_innvestigate, methods_shap, pattern,
-)
-from salbench.saliency.maps import compute_maps
 
 
 def use_graph_mode() -> None:

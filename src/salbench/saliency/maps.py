@@ -4,9 +4,9 @@ lives in `salbench.pipeline.maps`.)"""
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from salbench.batching import batch_slices
+from salbench.progress import tqdm
 from salbench.saliency import registry
 
 # Parameters that may hold one value per sample; `compute_maps` slices them per batch.

@@ -7,7 +7,12 @@ import numpy as np
 from scipy import ndimage
 
 from salbench.batching import map_batches
-from salbench.saliency.methods_common import check_segmenter, entry, image_seed, MAX_ROWS_PER_CALL
+from salbench.saliency.methods_common import (
+    MAX_ROWS_PER_CALL,
+    check_segmenter,
+    entry,
+    image_seed,
+)
 from salbench.saliency.registry import register
 
 

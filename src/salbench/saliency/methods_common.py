@@ -23,11 +23,10 @@ import hashlib
 from collections import OrderedDict
 from typing import Callable
 
+import innvestigate
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras
-
-import innvestigate
 
 from salbench.batching import batch_slices, map_batches
 from salbench.saliency.registry import MethodParameterError

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from salbench.saliency.methods_common import check_classifier, innvestigate_analyze, reduce_channels
+from salbench.saliency.methods_common import (
+    check_classifier,
+    innvestigate_analyze,
+    reduce_channels,
+)
 from salbench.saliency.registry import MethodParameterError, register
 
 

@@ -13,7 +13,13 @@ import hashlib
 
 import numpy as np
 
-from salbench.saliency.methods_common import check_classifier, check_target, entry, logits, output_shape
+from salbench.saliency.methods_common import (
+    check_classifier,
+    check_target,
+    entry,
+    logits,
+    output_shape,
+)
 from salbench.saliency.registry import MethodParameterError, register
 
 # DeepLIFT's rescale rule makes sum(phi) = f_c(x) - E_bg[f_c] exactly up to float32
