@@ -25,13 +25,9 @@ from salbench.claims import (
     means_claim,
     verdict_claim,
 )
+from salbench.config import BACKGROUNDS
+from salbench.papers import ARUN_METHODS, BUDDING_METHODS
 
-BACKGROUNDS = ("perlin", "mri")
-# Budding et al.'s eight methods (Figure 2) and Arun et al.'s eight (PROTOCOLS B2).
-BUDDING_METHODS = ("gradient", "lrp_z", "lrp_alpha2_beta1", "deep_taylor", "guided_backprop", "deconvnet",
-                   "patternnet", "patternattribution")
-ARUN_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smooth_ig", "grad_cam", "xrai",
-                "guided_backprop", "guided_grad_cam")
 # Upper half of Budding's eight: ranks 1-4 are "relatively high", 5-8 "low" (ours).
 UPPER_HALF = len(BUDDING_METHODS) // 2
 

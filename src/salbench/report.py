@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from salbench import atomic, paths, tables
+from salbench.papers import BUDDING_METHODS
 
 
 class ReportError(ValueError):
@@ -62,9 +63,6 @@ LABELS = {
 }
 BACKGROUND_LABELS = {"perlin": "Perlin", "mri": "MRI"}
 METRIC_LABELS = {"roc_auc": "ROC-AUC", "ap": "AP", "prec99": "PREC99", "auprc": "AUPRC"}
-# Budding et al. 2021's eight methods, in the order of their Figure 2.
-BUDDING_METHODS = ("gradient", "lrp_z", "lrp_alpha2_beta1", "deep_taylor", "guided_backprop", "deconvnet",
-                   "patternnet", "patternattribution")
 METHOD_SETS = {"budding": BUDDING_METHODS}
 # Two methods whose exact means differ by less than this are tied (Gradient and
 # Sensitivity score identically; the per-image scores carry 6 decimals).

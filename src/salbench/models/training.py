@@ -13,7 +13,6 @@ then deletes the entry and retrains.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -278,14 +277,6 @@ def evaluate_holdout(model, spec: ModelSpec, holdout: store.SplitReader) -> dict
 # --------------------------------------------------------------------------- train
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
           max_steps: int | None = None, stop_at_target: bool = False) -> dict:
     """Train one model into folder `out`; return metadata (history, holdout metrics,
@@ -349,7 +340,7 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
         "architecture": t.architecture, "train_config": config.as_dict(t), "data_key": spec.data_key,
         "input_shape": list(input_shape), "epochs": epochs, "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
-        "weights_sha256": _sha256(weights), "batchnorm_recalibration_images": recalibrated,
+        "weights_sha256": cache.sha256_file(weights), "batchnorm_recalibration_images": recalibrated,
         "optimizer_steps": counter.step, "steps_to_95": counter.steps_to_target,
         "val_subset_images": n_sub if target == "class" else 0, "val_subset_curve": counter.curve,
         **({"input_mean": standardization[0], "input_sd": standardization[1]} if standardization else {}),
@@ -413,7 +404,7 @@ class TrainedModel:
     def load(self):
         """The model with float32 weights, built in the current execution mode."""
         weights = self.folder / WEIGHTS
-        if not weights.is_file() or _sha256(weights) != self.meta.get("weights_sha256"):
+        if not weights.is_file() or cache.sha256_file(weights) != self.meta.get("weights_sha256"):
             raise CorruptModelError(
                 f"{weights}: missing or checksum mismatch (expected {self.meta.get('weights_sha256')}); "
                 "delete the entry or call train_or_load to retrain"
@@ -433,7 +424,7 @@ def cached_model(profile: Profile, role: str, background: str, run: int) -> Trai
         return None
     trained = TrainedModel(spec, entry, cache.read_meta(entry))
     try:
-        if _sha256(entry / WEIGHTS) == trained.meta.get("weights_sha256"):
+        if cache.sha256_file(entry / WEIGHTS) == trained.meta.get("weights_sha256"):
             return trained
     except OSError:
         pass

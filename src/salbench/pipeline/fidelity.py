@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from salbench import cache, config, metrics, outputs, plots, seeding, stats
 from salbench.batching import batch_slices
@@ -32,13 +33,13 @@ from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
 from salbench.metrics import fidelity as fm
 from salbench.metrics import reliability as rel
+from salbench.papers import TOMSETT_METHODS
 from salbench.pipeline import maps as maps_stage
 from salbench.pipeline.models import ModelSet
 from salbench.pipeline.selection import SPLIT, explained_indices
 from salbench.progress import tqdm
 from salbench.saliency import registry
 
-TOMSETT_METHODS = ("sensitivity", "gradient_x_input", "deep_taylor", "deep_shap")
 EDGE = "sobel"
 ORACLE = "oracle"
 RANDOM_MAP = "random"
@@ -322,7 +323,7 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
                 a, b = sign * wide.loc[image, common].to_numpy(float), ap.loc[image, common].to_numpy(float)
                 ok = np.isfinite(a) & np.isfinite(b)
                 if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
-                    rhos.append(stats_spearman(a[ok], b[ok]))
+                    rhos.append(float(spearmanr(a[ok], b[ok]).statistic))
             if rhos:
                 rng = seeding.stage_rng(profile.seed, f"fidelity/validity/{bg}/{unit}/{style}/{col}")
                 mean, lo, hi = stats.bootstrap_ci(np.asarray(rhos), n_boot=max(1000, f.n_bootstrap // 10), rng=rng)
@@ -341,12 +342,6 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
     cols = ["background", "unit", "style", "column", "question", "method", "value", "ci_low", "ci_high",
             "random_ci_low", "random_ci_high", "n_images", "n_methods"]
     return out.reindex(columns=cols)
-
-
-def stats_spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def localization_ap(profile: Profile, models: ModelSet, methods) -> pd.DataFrame:

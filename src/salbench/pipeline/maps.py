@@ -19,6 +19,7 @@ from salbench import cache, config, paths, seeding
 from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
+from salbench.papers import BUDDING_METHODS
 from salbench.pipeline.models import ModelSet, ModelVariant
 from salbench.pipeline.selection import SPLIT
 from salbench.saliency import compute_maps, pattern, registry
@@ -30,8 +31,7 @@ MAPS_STAGE = "maps"
 MAPS_FILE = "maps.npy"
 INDICES_FILE = "indices.npy"
 # Budding et al.'s Figure 1 columns, in the paper's order.
-BUDDING_FIGURE = ("gradient", "lrp_z", "lrp_alpha2_beta1", "deep_taylor", "guided_backprop", "deconvnet",
-                  "patternnet", "patternattribution")
+BUDDING_FIGURE = BUDDING_METHODS
 PATTERN_READ_BATCH = 64
 
 

@@ -38,13 +38,12 @@ from salbench import metrics, outputs, plots, seeding, stats
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
 from salbench.metrics import similarity as sim
+from salbench.papers import ARUN_METHODS
 from salbench.pipeline import maps as maps_stage
 from salbench.pipeline.models import ModelSet, ModelVariant
 from salbench.pipeline.selection import SPLIT, explained_indices
 from salbench.saliency import methods_common, pattern
 
-ARUN_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smooth_ig", "grad_cam", "xrai",
-                "guided_backprop", "guided_grad_cam")
 # Methods whose maps cost tens of backward passes per image (or a segmentation).
 EXPENSIVE = ("smooth_ig", "xrai", "deep_shap")
 UNET = "unet"
