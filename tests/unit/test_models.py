@@ -185,6 +185,14 @@ def test_bad_run_index():
         training.spec_for(load_profile("smoke"), "classifier", "perlin", 5)
 
 
+def test_a_models_key_does_not_depend_on_how_many_runs_there_are():
+    two = training.spec_for(load_profile("smoke"), "classifier", "perlin", 0)
+    three = training.spec_for(load_profile("smoke", classifier__runs=3), "classifier", "perlin", 0)
+    assert two.key == three.key
+    other_lr = training.spec_for(load_profile("smoke", classifier__learning_rate=0.5), "classifier", "perlin", 0)
+    assert other_lr.key != two.key
+
+
 class _ArrayReader:
     def __init__(self, x):
         self._x = x

@@ -71,8 +71,10 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
+        # `runs` is how many siblings a model has, not what it is: run 0 of a 1-run and a
+        # 2-run profile are the same model.
         train = {k: v for k, v in config.as_dict(self.train).items()
-                 if not (k in _KEY_OPTIONAL and v == _KEY_OPTIONAL[k])}
+                 if k != "runs" and not (k in _KEY_OPTIONAL and v == _KEY_OPTIONAL[k])}
         return config.config_hash(
             {"role": self.role, "background": self.background, "run": self.run, "seed": self.seed,
              "data_key": self.data_key, "training_version": TRAINING_VERSION},
