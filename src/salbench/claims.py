@@ -247,6 +247,38 @@ def verdict_claim(
     return Claim(id, paper, sentence, statistic, evaluate, paper_value)
 
 
+def tables_claim(
+    id: str,
+    paper: str,
+    sentence: str,
+    statistic: str,
+    table_names: Sequence[str],
+    compute: Callable[[Mapping[str, pd.DataFrame]], float],
+    holds: Callable[[float], bool],
+    paper_value: str = "",
+) -> Claim:
+    """A claim computed by ``compute`` from several tables of one run.
+
+    Per run (the runs every table has; a table without a ``run`` column is run 0),
+    ``compute`` gets each table's rows of that run. Pooled: ``compute`` on all rows of
+    all runs together (per-image tables pool their images; ours). ``holds(statistic)``
+    is the verdict.
+    """
+    names = list(table_names)
+
+    def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        ts = {n: _table(tables, n, [RUN_COL]) for n in names}
+        ts = {n: t[t[RUN_COL] != POOLED] for n, t in ts.items()}
+        runs = set.intersection(*(set(t[RUN_COL]) for t in ts.values()))
+        if not runs:
+            raise ValueError(f"claim {id!r}: tables {names} share no run")
+        per_run = {r: compute({n: t[t[RUN_COL] == r] for n, t in ts.items()}) for r in run_order(runs)}
+        pooled = per_run[next(iter(per_run))] if len(per_run) == 1 else compute(ts)
+        return _evaluation(per_run, pooled, holds)
+
+    return Claim(id, paper, sentence, statistic, evaluate, paper_value)
+
+
 def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Evaluate ``claims`` on ``tables``: one row per claim (``tables/claims.csv``).
 
@@ -440,5 +472,5 @@ def write_claims(tables_dir: Path | str | None = None) -> Path:
 __all__ = [
     "AGREEMENT", "Claim", "ClaimComparison", "POOLED", "all_claims", "build_ledger", "claim_tables",
     "compare_claims", "ledger", "mean_difference_claim", "means_claim", "method_rankings", "read_tables",
-    "run_order", "verdict_claim", "with_runs", "write_claims",
+    "run_order", "tables_claim", "verdict_claim", "with_runs", "write_claims",
 ]

@@ -76,6 +76,8 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("randomization_verdicts", ("background", "method"), significant=True),
     TableSpec("consistency_scores", ("background", "kind", "method", "image", "pair"), float_digits=6),
     TableSpec("consistency_verdicts", ("background", "kind", "method", "baseline"), significant=True),
+    TableSpec("consistency_tukey", ("background", "kind", "group1", "group2"), significant=True),
+    TableSpec("repeatability_vs_reproducibility", ("background", "method"), significant=True),
 )}
 
 

@@ -310,12 +310,11 @@ def consistency_verdicts(scores: pd.DataFrame, profile: Profile) -> tuple[pd.Dat
 # ---------------------------------------------------------------------- published tables and figures
 
 TABLE_NAMES = ("randomization_cascade", "randomization_baseline", "randomization_verdicts", "consistency_scores",
-               "consistency_verdicts")
+               "consistency_verdicts", "consistency_tukey", "repeatability_vs_reproducibility")
 
 
 def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Every trust table of the run, by its published name (and two unpublished ones
-    for the notebook: ``consistency_tukey``, ``repeatability_vs_reproducibility``)."""
+    """Every trust table of the run, by its published name."""
     cascade, baseline = cascade_all(profile, models, progress=progress)
     scores = consistency_all(profile, models, progress=progress)
     verdicts, tukey, rvr = consistency_verdicts(scores, profile)
