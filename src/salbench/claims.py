@@ -43,6 +43,7 @@ class Claim:
     row per training run and one with ``run == POOLED`` (the statistic over all runs).
     ``paper_value`` is what the paper reports for it, quoted as text (its numbers with
     their ± SD and dataset; "" where it gave none). ``statistic`` names what our number is.
+    ``section``: the section of paper.md that discusses it.
     """
 
     id: str
@@ -51,6 +52,7 @@ class Claim:
     statistic: str
     evaluate: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
     paper_value: str = ""
+    section: str = ""
 
 
 def with_runs(t: pd.DataFrame) -> pd.DataFrame:
@@ -282,7 +284,7 @@ def tables_claim(
 def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Evaluate ``claims`` on ``tables``: one row per claim (``tables/claims.csv``).
 
-    Columns: ``claim_id, paper, claim, statistic, paper_value, n_runs``, then
+    Columns: ``claim_id, section, paper, claim, statistic, paper_value, n_runs``, then
     ``statistic_<run>`` per run and ``statistic_pooled``, ``holds_<run>`` per run and
     ``holds_pooled``, and ``verdict``: ``run_agreement`` of the per-run verdicts ("holds
     in every run" / "holds in some runs" / "holds in no run"). A claim evaluated on
@@ -307,7 +309,7 @@ def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.Da
         if holds.dtype != bool:
             raise ValueError(f"claim {c.id!r}: holds must be booleans; got dtype {holds.dtype}")
         pooled = ev[runs == POOLED].iloc[0]
-        row = {"claim_id": c.id, "paper": c.paper, "claim": c.sentence, "statistic": c.statistic,
+        row = {"claim_id": c.id, "section": c.section, "paper": c.paper, "claim": c.sentence, "statistic": c.statistic,
                "paper_value": str(c.paper_value), "n_runs": len(per_run)}
         for r, s, h in zip(runs[runs != POOLED], per_run["statistic"], holds):
             row[f"statistic_{r}"], row[f"holds_{r}"] = float(s), bool(h)
@@ -317,7 +319,7 @@ def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.Da
         row["verdict"] = run_agreement(holds)
         rows.append(row)
     all_runs = run_order(all_runs)
-    cols = ["claim_id", "paper", "claim", "statistic", "paper_value", "n_runs",
+    cols = ["claim_id", "section", "paper", "claim", "statistic", "paper_value", "n_runs",
             *[f"statistic_{r}" for r in all_runs], "statistic_pooled",
             *[f"holds_{r}" for r in all_runs], "holds_pooled", "verdict"]
     return pd.DataFrame(rows).reindex(columns=cols)
@@ -421,17 +423,24 @@ def compare_claims(
 
 
 def all_claims() -> tuple[Claim, ...]:
-    """Every claim of the ledger (``claims_budding_arun.CLAIMS``; Tomsett's and Arun's
-    trust claims join as they land)."""
-    from salbench.claims_budding_arun import CLAIMS  # the catalog imports this module
+    """Every claim of the ledger: Budding's and Arun's utility claims (paper.md section 1),
+    Tomsett's (section 2) and Arun's trust criteria (section 3)."""
+    from dataclasses import replace
 
-    return CLAIMS
+    # The catalogs import this module.
+    from salbench import claims_budding_arun as utility
+    from salbench import claims_tomsett_arun as trust
+
+    return (*(replace(c, section="1.5") for c in utility.CLAIMS),
+            *(replace(c, section="2") for c in trust.TOMSETT_CLAIMS),
+            *(replace(c, section="3") for c in trust.ARUN_TRUST_CLAIMS))
 
 
 def claim_tables() -> tuple[str, ...]:
-    from salbench.claims_budding_arun import CLAIM_TABLES
+    from salbench import claims_budding_arun as utility
+    from salbench import claims_tomsett_arun as trust
 
-    return CLAIM_TABLES
+    return tuple(dict.fromkeys((*utility.CLAIM_TABLES, *trust.CLAIM_TABLES)))
 
 
 def read_tables(tables_dir: Path | str | None = None, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:

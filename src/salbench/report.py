@@ -84,12 +84,12 @@ class Tables:
     def __init__(self, folder: Path | None = None):
         self.folder = Path(folder) if folder else paths.repo_root() / "tables"
 
-    def read(self, name: str) -> pd.DataFrame:
+    def read(self, name: str, **read_csv) -> pd.DataFrame:
         spec = tables.get_spec(name)
         path = self.folder / f"{name}.csv"
         if not path.exists():
             raise ReportError(f"{path}: no such table")
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, **read_csv)
         spec.check(df, str(path))
         return df
 
@@ -116,7 +116,7 @@ class Tables:
     @cached_property
     def claims(self) -> pd.DataFrame:
         """The claims ledger (``python -m salbench claims`` writes it)."""
-        return self.read("claims")
+        return self.read("claims", dtype={"section": str})
 
     @cached_property
     def means(self) -> pd.DataFrame:
@@ -537,15 +537,17 @@ def _cell(text) -> str:
 
 
 @block
-def claims_table(t: Tables, paper: str = "all") -> str:
-    """The claims ledger (tables/claims.csv) of one paper (or all): the claim, what the paper
-    reports, our statistic (pooled over runs; per run when there are several) and the verdict
-    over runs with how many runs it holds in."""
+def claims_table(t: Tables, paper: str = "all", section: str = "all") -> str:
+    """The claims ledger (tables/claims.csv) of one paper and paper.md section (or all): the
+    claim, what the paper reports, our statistic (pooled over runs; per run when there are
+    several) and the verdict over runs with how many runs it holds in."""
     c = t.claims
-    if paper != "all":
-        if paper not in set(c["paper"]):
-            raise ReportError(f"paper={paper!r}: the ledger has {sorted(set(c['paper']))} (or 'all')")
-        c = c[c["paper"] == paper]
+    for col, want in (("paper", paper), ("section", section)):
+        have = sorted(set(c[col].astype(str)))
+        if want != "all":
+            if want not in have:
+                raise ReportError(f"{col}={want!r}: the ledger has {have} (or 'all')")
+            c = c[c[col].astype(str) == want]
     runs = [col[len("holds_"):] for col in c.columns if col.startswith("holds_") and col != "holds_pooled"]
     lines = ["| claim | paper | the paper reports | our statistic | here | verdict |", "|---|---|---|---|---|---|"]
     for r in c.itertuples(index=False):
