@@ -1,0 +1,347 @@
+"""paper.md's generated tables of sections 2 (Tomsett et al.: perturbation fidelity) and 3
+(Arun et al.: randomization, repeatability, reproducibility), from the committed tables.
+
+Registered in ``report.BLOCKS`` / ``report.NUMBERS`` on import (``report`` imports this
+module at its end). Conventions: AOPC is quoted at the largest L of the table and on its
+largest perturbation unit (the headline unit; notebook 05 says why); Krippendorff's
+alpha and Spearman's rho with two decimals as Tomsett printed them; SSIM and AP with
+three.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
+from salbench.report import BACKGROUND_LABELS, ReportError, Tables, block, fixed, label, number
+
+EDGE = "sobel"
+FIDELITY_ROWS = (*TOMSETT_METHODS, EDGE, "oracle", "random")
+STYLE_LABELS = {"mean": "mean", "uniform": "uniform"}
+REFERENCE_MAPS = {"oracle": "oracle (lesion mask)", "random": "random map"}
+
+
+def _read(t: Tables, name: str) -> pd.DataFrame:
+    cache = t.__dict__.setdefault("_section_tables", {})
+    if name not in cache:
+        cache[name] = t.read(name)
+    return cache[name]
+
+
+def _headline(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    if df.empty:
+        raise ReportError(f"{name} has no rows")
+    return df[df["unit"] == df["unit"].max()]
+
+
+def _l_max(columns) -> int:
+    ls = [int(m.group(1)) for c in columns if (m := re.fullmatch(r"aopc_morf_L(\d+)", str(c)))]
+    if not ls:
+        raise ReportError("fidelity_scores has no aopc_morf_L<L> columns")
+    return max(ls)
+
+
+def _bg(background: str) -> str:
+    if background not in BACKGROUND_LABELS:
+        raise ReportError(f"background={background!r}; valid: {list(BACKGROUND_LABELS)}")
+    return background
+
+
+def _two(x) -> str:
+    return "-" if not np.isfinite(float(x)) else f"{float(x):.2f}"
+
+
+def _ordered(methods, first=ARUN_METHODS) -> list[str]:
+    methods = list(dict.fromkeys(methods))
+    return [m for m in first if m in methods] + sorted(m for m in methods if m not in first)
+
+
+# ------------------------------------------------------------------ section 2: Tomsett et al.
+
+@number
+def fidelity_unit(t: Tables) -> str:
+    """The headline perturbation unit (side of the square patch, pixels)."""
+    return str(int(_headline(_read(t, "fidelity_scores"), "fidelity_scores")["unit"].iloc[0]))
+
+
+@number
+def fidelity_n_images(t: Tables) -> str:
+    """Lesion images scored per background (the same on each)."""
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    n = s.groupby("background")["image"].nunique()
+    if n.nunique() != 1:
+        raise ReportError(f"fidelity_scores: images per background differ: {n.to_dict()}")
+    return str(int(n.iloc[0]))
+
+
+@number
+def fidelity_n_orderings(t: Tables) -> str:
+    r = _read(t, "fidelity_random_baseline")
+    return str(int(r["n_orderings"].max()))
+
+
+@block
+def fidelity_means_table(t: Tables, background: str) -> str:
+    """Mean AOPC_MoRF, AOPC_LeRF (largest L) and F per map and perturbation style, headline
+    unit; the last row is the random-ordering baseline (Tomsett's Figure 2a reference)."""
+    bg = _bg(background)
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    s = s[(s["background"] == bg) & (s["model"] == "trained")]
+    L = _l_max(s.columns)
+    cols = [(f"aopc_morf_L{L}", st) for st in STYLE_LABELS] + [(f"aopc_lerf_L{L}", st) for st in STYLE_LABELS] + \
+        [("faithfulness", st) for st in STYLE_LABELS]
+    names = {f"aopc_morf_L{L}": f"MoRF L={L}", f"aopc_lerf_L{L}": f"LeRF L={L}", "faithfulness": "F"}
+    lines = ["| map | " + " | ".join(f"{names[c]} ({st})" for c, st in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in FIDELITY_ROWS:
+        g = s[s["method"] == m]
+        if g.empty:
+            raise ReportError(f"fidelity_scores: no {m!r} rows on {bg}")
+        cells = []
+        for c, st in cols:
+            gs = g[g["style"] == st]
+            if c == "faithfulness":
+                gs = gs[gs["faithfulness_status"] == "ok"]
+            v = gs[c].mean() if len(gs) else np.nan
+            cells.append("-" if not np.isfinite(v) else fixed(v, 3))
+        name = REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rb = _headline(_read(t, "fidelity_random_baseline"), "fidelity_random_baseline")
+    rb = rb[(rb["background"] == bg) & (rb["L"] == L)].set_index("style")
+    cells = [fixed(rb.loc[st, "mean"], 3) for _, st in cols[:4]] + ["-", "-"]
+    lines.append(f"| random orderings ({int(rb['n_orderings'].max())}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def tomsett_alpha_table(t: Tables, background: str) -> str:
+    """Tomsett's Table 1 on one background: Krippendorff's alpha (bootstrap interval) of the
+    per-image rankings of Tomsett's four methods, with and without the Sobel map."""
+    bg = _bg(background)
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha")
+    a = a[(a["background"] == bg) & (a["methods"] == "tomsett")]
+    a = a.assign(with_edge=a["with_edge"].astype(str) == "True")
+    cols = [(True, "mean"), (True, "uniform"), (False, "mean"), (False, "uniform")]
+    head = {True: "with Sobel", False: "without Sobel"}
+    lines = ["| metric | " + " | ".join(f"{st}, {head[we]}" for we, st in cols) + " |", "|---" * 5 + "|"]
+    order = ["faithfulness"] + sorted((c for c in a["column"].unique() if c.startswith("aopc_morf")),
+                                      key=lambda c: int(c.rsplit("L", 1)[1])) \
+        + sorted((c for c in a["column"].unique() if c.startswith("aopc_lerf")), key=lambda c: int(c.rsplit("L", 1)[1]))
+    for col in order:
+        cells = []
+        for we, st in cols:
+            r = a[(a["column"] == col) & (a["with_edge"] == we) & (a["style"] == st)]
+            if len(r) != 1:
+                raise ReportError(f"tomsett_alpha: {len(r)} rows for {bg}/{col}/{st}/with_edge={we}")
+            r = r.iloc[0]
+            cells.append(f"{_two(r['alpha'])} ({_two(r['ci_low'])} to {_two(r['ci_high'])})")
+        name = "F" if col == "faithfulness" else col.replace("aopc_morf_L", "AOPC_MoRF L=").replace(
+            "aopc_lerf_L", "AOPC_LeRF L=")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def tomsett_consistency_table(t: Tables) -> str:
+    """Tomsett's Table 2: Spearman's rho across images between metric pairs, per method
+    (largest L, headline unit), both backgrounds."""
+    c = _headline(_read(t, "tomsett_consistency"), "tomsett_consistency")
+    methods = [*TOMSETT_METHODS, EDGE]
+    lines = ["| background | metric pair | " + " | ".join(label(m) for m in methods) + " |", "|---" * 7 + "|"]
+    pairs = c[["metric_a", "style_a", "metric_b", "style_b"]].drop_duplicates()
+    for bg in BACKGROUND_LABELS:
+        for p in pairs.itertuples(index=False):
+            sel = c[(c["background"] == bg) & (c["metric_a"] == p.metric_a) & (c["style_a"] == p.style_a)
+                    & (c["metric_b"] == p.metric_b) & (c["style_b"] == p.style_b)].set_index("method")["rho"]
+            if sel.empty:
+                continue
+
+            def name(metric, style):
+                m = "F" if metric == "faithfulness" else metric.replace("aopc_morf_", "MoRF ").replace(
+                    "aopc_lerf_", "LeRF ")
+                return f"{m} ({style})"
+
+            cells = [_two(sel.get(m, np.nan)) for m in methods]
+            lines.append(f"| {BACKGROUND_LABELS[bg]} | {name(p.metric_a, p.style_a)} vs {name(p.metric_b, p.style_b)}"
+                         f" | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def tomsett_intermethod_table(t: Tables) -> str:
+    """Inter-method reliability: mean pairwise Spearman between Tomsett's four methods
+    across images (without / with the Sobel map), per metric and style."""
+    im = _headline(_read(t, "tomsett_intermethod"), "tomsett_intermethod")
+    sets = [("tomsett", "without Sobel"), ("tomsett_with_edge", "with Sobel")]
+    cols = [(bg, st, ms) for bg in BACKGROUND_LABELS for st in STYLE_LABELS for ms, _ in sets]
+    lines = ["| metric | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}, {dict(sets)[ms]}" for bg, st, ms in cols)
+             + " |", "|---" * (len(cols) + 1) + "|"]
+    order = ["faithfulness"] + [c for c in im["column"].unique() if c != "faithfulness"]
+    for col in order:
+        cells = []
+        for bg, st, ms in cols:
+            r = im[(im["background"] == bg) & (im["style"] == st) & (im["method_set"] == ms) & (im["column"] == col)]
+            cells.append(_two(r["mean_rho"].iloc[0]) if len(r) == 1 else "-")
+        name = "F" if col == "faithfulness" else col.replace("aopc_morf_L", "MoRF L=").replace("aopc_lerf_L", "LeRF L=")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def fidelity_validity_table(t: Tables) -> str:
+    """Beyond the paper: do the metrics agree with the ground truth? Per background, style
+    and metric: the oracle map's rank among all scored maps, its margin over random
+    orderings (AOPC), and the mean per-image Spearman between the metric's ranking of the
+    methods and their localization AP ranking (bootstrap interval)."""
+    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
+    s = _read(t, "fidelity_scores")
+    L = _l_max(s.columns)
+    cols = ["faithfulness", f"aopc_morf_L{L}", f"aopc_lerf_L{L}"]
+    names = {"faithfulness": "F", f"aopc_morf_L{L}": f"MoRF L={L}", f"aopc_lerf_L{L}": f"LeRF L={L}"}
+    lines = ["| background | style | metric | oracle rank | oracle - random orderings | rho(metric, AP) over methods |",
+             "|---|---|---|---|---|---|"]
+    for bg in BACKGROUND_LABELS:
+        for st in STYLE_LABELS:
+            for col in cols:
+                g = v[(v["background"] == bg) & (v["style"] == st) & (v["column"] == col)]
+                if g.empty:
+                    raise ReportError(f"fidelity_validity: no rows for {bg}/{st}/{col}")
+                rank = g[g["question"] == "oracle_rank"].iloc[0]
+                rank_s = "-" if not np.isfinite(rank["value"]) else f"{int(rank['value'])} of {int(rank['n_methods'])}"
+                mr = g[g["question"] == "oracle_minus_random"]
+                mr_s = "-" if mr.empty else (f"{fixed(mr['value'].iloc[0], 3)} (random: {fixed(mr['random_ci_low'].iloc[0], 3)}"
+                                             f" to {fixed(mr['random_ci_high'].iloc[0], 3)})")
+                sp = g[g["question"] == "spearman_with_ap"].iloc[0]
+                sp_s = "-" if not np.isfinite(sp["value"]) else \
+                    f"{_two(sp['value'])} ({_two(sp['ci_low'])} to {_two(sp['ci_high'])}; {int(sp['n_images'])} images)"
+                lines.append(f"| {BACKGROUND_LABELS[bg]} | {st} | {names[col]} | {rank_s} | {mr_s} | {sp_s} |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def lesion_share_table(t: Tables) -> str:
+    """Beyond the paper: the share of the AOPC_MoRF drop at the largest L that comes from
+    perturbation units on the lesion, per map and style."""
+    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
+    v = v[v["question"] == "lesion_share"]
+    cols = [(bg, st) for bg in BACKGROUND_LABELS for st in STYLE_LABELS]
+    lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}" for bg, st in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for m in FIDELITY_ROWS:
+        cells = []
+        for bg, st in cols:
+            r = v[(v["background"] == bg) & (v["style"] == st) & (v["method"] == m)]
+            cells.append("-" if r.empty or not np.isfinite(r["value"].iloc[0]) else fixed(r["value"].iloc[0], 2))
+        name = REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ section 3: Arun et al.
+
+@number
+def trust_n_images(t: Tables, which: str = "cheap") -> str:
+    """Lesion images per background in the cascade: most methods (``cheap``) or the costly ones."""
+    c = _read(t, "randomization_cascade")
+    n = c[(c["step"] == 0) & (c["order"] == c["order"].iloc[0])].groupby(["background", "method"])["image"].nunique()
+    return str(int(n.max() if which == "cheap" else n.min()))
+
+
+@block
+def randomization_table(t: Tables) -> str:
+    """Arun's randomization test: mean SSIM (the reproduction's setting) between the trained
+    model's maps and those after full top-down randomization, the different-image
+    baseline, the verdict (p value)."""
+    r = _read(t, "randomization_verdicts")
+    methods = _ordered(r["method"])
+    lines = ["| method | " + " | ".join(f"{BACKGROUND_LABELS[bg]}: SSIM full / baseline / verdict (p)"
+                                       for bg in BACKGROUND_LABELS) + " |", "|---|---|---|"]
+    for m in methods:
+        cells = []
+        for bg in BACKGROUND_LABELS:
+            x = r[(r["background"] == bg) & (r["method"] == m)]
+            if len(x) != 1:
+                cells.append("-")
+                continue
+            x = x.iloc[0]
+            cells.append(f"{fixed(x['mean_score'], 3)} / {fixed(x['mean_baseline'], 3)} / {x['verdict']} "
+                         f"({float(x['p_value']):.2g})")
+        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def cascade_table(t: Tables, background: str) -> str:
+    """Beyond the paper, one background: SSIM (our setting) to the trained map after the
+    first and the last step of each order, and localization AP trained vs after them."""
+    bg = _bg(background)
+    c = _read(t, "randomization_cascade")
+    c = c[c["background"] == bg]
+    orders = [o for o in ("top_down", "bottom_up", "single") if o in set(c["order"])]
+    last = c.groupby("order")["step"].max()
+
+    def mean(order, step, col, m):
+        g = c[(c["order"] == order) & (c["step"] == step) & (c["method"] == m)][col]
+        return "-" if g.empty or not np.isfinite(g.mean()) else fixed(g.mean(), 3)
+
+    cols = []
+    for o in orders:
+        cols.append((o, 1))
+        if o != "single":
+            cols.append((o, int(last[o])))
+    first = {"top_down": "output layer", "bottom_up": "first conv", "single": "output layer alone"}
+
+    def name(o, step):
+        return first[o] if step == 1 else "all layers"
+
+    lines = ["| method | " + " | ".join(f"SSIM {o.replace('_', '-')}: {name(o, s)}" for o, s in cols)
+             + " | AP trained | " + " | ".join(f"AP {o.replace('_', '-')}: {name(o, s)}" for o, s in cols) + " |",
+             "|---" * (2 * len(cols) + 2) + "|"]
+    for m in _ordered(c["method"]):
+        lines.append(f"| {label(m)} | " + " | ".join(mean(o, s, "ssim", m) for o, s in cols)
+                     + f" | {mean(orders[0], 0, 'ap', m)} | " + " | ".join(mean(o, s, "ap", m) for o, s in cols)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+@block
+def consistency_table(t: Tables, background: str) -> str:
+    """Arun's Table 4 on one background: mean ± SD SSIM per method for repeatability (two
+    VGG-like runs) and reproducibility (VGG-like vs DenseNet), verdicts against 0.5 and the
+    U-Net, and the paired repeatability-vs-reproducibility test."""
+    bg = _bg(background)
+    s = _read(t, "consistency_scores")
+    s = s[s["background"] == bg]
+    v = _read(t, "consistency_verdicts")
+    v = v[v["background"] == bg]
+    rvr = _read(t, "repeatability_vs_reproducibility")
+    rvr = rvr[rvr["background"] == bg].set_index("method")
+    unet = s[s["kind"] == "unet"]["ssim"]
+    lines = ["| method | repeatability SSIM | vs 0.5 / vs U-Net | reproducibility SSIM | vs 0.5 / vs U-Net "
+             "| repeatability vs reproducibility |", "|---|---|---|---|---|---|"]
+
+    def cell(kind, m):
+        g = s[(s["kind"] == kind) & (s["method"] == m)]
+        ok = g["ssim"].dropna()
+        if ok.empty:
+            note = g["note"].dropna().astype(str)
+            return ("n/a: " + note.iloc[0].replace("not applicable: ", "")) if len(note) else "-", "-"
+        verdicts = []
+        for base in ("0.5", "unet"):
+            x = v[(v["kind"] == kind) & (v["method"] == m) & (v["baseline"].astype(str) == base)]
+            verdicts.append(x["verdict"].iloc[0] if len(x) else "-")
+        return f"{fixed(ok.mean(), 3)} ± {fixed(ok.std(ddof=1), 3) if len(ok) > 1 else '-'}", " / ".join(verdicts)
+
+    for m in _ordered(s.loc[s["kind"] != "unet", "method"]):
+        rep, rep_v = cell("repeatability", m)
+        rpr, rpr_v = cell("reproducibility", m)
+        res = rvr.loc[m, "result"] if m in rvr.index else "-"
+        if m in rvr.index and "p_value" in rvr.columns and np.isfinite(float(rvr.loc[m, "p_value"])):
+            res += f" (p {float(rvr.loc[m, 'p_value']):.2g})"
+        lines.append(f"| {label(m)} | {rep} | {rep_v} | {rpr} | {rpr_v} | {res} |")
+    if len(unet.dropna()):
+        lines.append(f"| U-Net (two runs; the high baseline) | {fixed(unet.mean(), 3)} ± {fixed(unet.std(ddof=1), 3)} "
+                     "| - | - | - | - |")
+    return "\n".join(lines) + "\n"

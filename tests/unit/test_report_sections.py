@@ -1,0 +1,59 @@
+"""Sections 2 and 3's generated tables put each number in its cell."""
+
+import pandas as pd
+import pytest
+
+from salbench.report import BLOCKS, ReportError, Tables
+from tests.unit.test_claims_tomsett_arun import alpha_table, verdicts
+
+
+def write(folder, name, df):
+    df.to_csv(folder / f"{name}.csv", index=False)
+
+
+def test_alpha_table_cells_follow_tomsetts_layout(tmp_path):
+    a = alpha_table(lambda we, st, metric, L: {("mean", True): 0.41, ("uniform", True): 0.22,
+                                               ("mean", False): 0.33, ("uniform", False): 0.11}[(st, we)]
+                    + (0.01 if metric == "aopc_lerf" else 0) + (L or 0) / 1e4)
+    a["ci_low"], a["ci_high"] = a["alpha"] - 0.05, a["alpha"] + 0.05
+    write(tmp_path, "tomsett_alpha", a)
+    lines = BLOCKS["tomsett_alpha_table"](Tables(tmp_path), "mri").splitlines()
+    assert lines[0] == "| metric | mean, with Sobel | uniform, with Sobel | mean, without Sobel | uniform, without Sobel |"
+    assert lines[2] == "| F | 0.41 (0.36 to 0.46) | 0.22 (0.17 to 0.27) | 0.33 (0.28 to 0.38) | 0.11 (0.06 to 0.16) |"
+    assert lines[3].startswith("| AOPC_MoRF L=20 | 0.41 ") and lines[5].startswith("| AOPC_LeRF L=20 | 0.42 ")
+    with pytest.raises(ReportError, match="background='ct'"):
+        BLOCKS["tomsett_alpha_table"](Tables(tmp_path), "ct")
+
+
+def test_randomization_table_and_a_missing_method(tmp_path):
+    v = verdicts(lambda bg, m: "pass" if bg == "perlin" else "did not pass")
+    v = v.assign(mean_score=0.1234, mean_baseline=0.2, p_value=0.0012)
+    write(tmp_path, "randomization_verdicts", v[~((v.background == "mri") & (v.method == "xrai"))])
+    text = BLOCKS["randomization_table"](Tables(tmp_path))
+    row = next(line for line in text.splitlines() if line.startswith("| XRAI |"))
+    assert row == "| XRAI | 0.123 / 0.200 / pass (0.0012) | - |"
+    assert "| Gradient | 0.123 / 0.200 / pass (0.0012) | 0.123 / 0.200 / did not pass (0.0012) |" in text
+
+
+def test_consistency_table_names_a_not_applicable_method(tmp_path):
+    rows = []
+    for kind, m, ssim, note in (("repeatability", "gradient", 0.3, ""), ("reproducibility", "gradient", 0.2, ""),
+                                ("repeatability", "grad_cam", 0.6, ""),
+                                ("reproducibility", "grad_cam", None, "not applicable: no conv layer"),
+                                ("unet", "unet", 0.9, "")):
+        for img, d in enumerate((-0.01, 0.01)):
+            rows.append({"background": "perlin", "kind": kind, "method": m, "image": img, "pair": "a-b",
+                         "ssim": None if ssim is None else ssim + d, "note": note})
+    write(tmp_path, "consistency_scores", pd.DataFrame(rows))
+    write(tmp_path, "consistency_verdicts", pd.DataFrame(
+        [{"background": "perlin", "kind": k, "method": m, "baseline": b, "verdict": "did not pass"}
+         for k, m in (("repeatability", "gradient"), ("reproducibility", "gradient"), ("repeatability", "grad_cam"))
+         for b in ("0.5", "unet")]))
+    write(tmp_path, "repeatability_vs_reproducibility", pd.DataFrame(
+        [{"background": "perlin", "method": "gradient", "result": "repeatability higher", "p_value": 0.001},
+         {"background": "perlin", "method": "grad_cam", "result": "not applicable", "p_value": float("nan")}]))
+    lines = BLOCKS["consistency_table"](Tables(tmp_path), "perlin").splitlines()
+    assert lines[2] == ("| Gradient | 0.300 ± 0.014 | did not pass / did not pass | 0.200 ± 0.014 | "
+                        "did not pass / did not pass | repeatability higher (p 0.001) |")
+    assert lines[3].startswith("| Grad-CAM | 0.600 ± 0.014 | did not pass / did not pass | n/a: no conv layer | - |")
+    assert lines[4] == "| U-Net (two runs; the high baseline) | 0.900 ± 0.014 | - | - | - | - |"
