@@ -332,3 +332,27 @@ def consistency_boxes(scores, low: float, high_kind: str, ylabel: str = "SSIM"):
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def run_spread(by_run):
+    """Run-to-run spread (issue 14): mean localization AP per method for each classifier
+    run (points; bars: 95 % interval over images), one panel per background."""
+    backgrounds = list(dict.fromkeys(by_run.background))
+    methods = list(dict.fromkeys(by_run.method))
+    runs = sorted(by_run.run.unique())
+    fig, axes = plt.subplots(1, len(backgrounds), figsize=(0.42 * len(methods) * len(backgrounds) + 2.5, 3.4),
+                             sharey=True, squeeze=False)
+    for ax, bg in zip(axes[0], backgrounds):
+        sub = by_run[by_run.background == bg].assign(run=lambda d: "run " + d.run.astype(str))
+        sns.pointplot(data=sub, x="method", y="ap", hue="run", order=methods, hue_order=[f"run {r}" for r in runs],
+                      dodge=0.4, linestyle="none", errorbar=("ci", 95), markersize=3, err_kws={"linewidth": 0.8},
+                      ax=ax, seed=0)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels([m.replace("_", " ") for m in methods], rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylabel("localization AP (mean over images)")
+        ax.set_title(f"{bg} (n = {sub.image.nunique()} images)", fontsize=9)
+        ax.legend(fontsize=6, frameon=False)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

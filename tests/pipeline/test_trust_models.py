@@ -75,3 +75,4 @@ def test_one_run_is_not_applicable_not_an_error(images):
     assert len(rep) == N_IMAGES and rep.ssim.isna().all() and (rep.note == "not applicable: one run").all()
     repro = scores[scores.kind == "reproducibility"]
     assert (repro.note == "not applicable: no second architecture").all()
+

@@ -25,6 +25,11 @@ the extension (`trust.extension: budding`), Budding et al.'s Figure 1 methods.
   outputs of two U-Net runs (the high baseline). A method that cannot run on an
   architecture, or a kind with too few runs, is a row with NaN SSIM and the reason in
   ``note``. Verdicts: `stats.consistency_verdicts` (Table 4).
+* Run to run (issue 14): the localization AP of every classifier run's maps on the
+  same images (the repeatability maps, so no extra saliency cost), and the share of
+  AP variance due to the training run, to the image and to run x method
+  (`stats.run_mixed_model` without the image x method term, which is pooled into the
+  residual: 90 s per fit with it; ours).
 """
 
 from __future__ import annotations
@@ -259,6 +264,44 @@ def consistency_all(profile: Profile, models: ModelSet, methods_=None, progress:
                      ignore_index=True)
 
 
+def localization_by_run(profile: Profile, models: ModelSet, methods_=None, progress: bool = True) -> pd.DataFrame:
+    """Localization AP (|map| over brain pixels) per classifier run, method and image, on
+    the trust images; ``selected`` marks the run the other notebooks analyse."""
+    methods_ = methods(profile) if methods_ is None else list(methods_)
+    idx_all = trust_indices(profile)
+    frames = []
+    for bg in BACKGROUNDS:
+        selected = models.trained(bg).run
+        with store.open_split(profile, SPLIT) as ho:
+            gt, mask = ho.gt(idx_all), ho.mask(idx_all)
+        for m in methods_:
+            idx = method_indices(profile, m)
+            n = len(idx)
+            for r in sorted(t.spec.run for t in models.runs(bg)):
+                maps = maps_stage.maps_for(profile, models, models.trained(bg, run=r), m, idx, progress)
+                ap = metrics.score_maps(maps, gt[:n], mask[:n], metrics=("ap",), image_ids=idx)["ap"].to_numpy()
+                frames.append(pd.DataFrame({"background": bg, "run": r, "selected": r == selected, "method": m,
+                                            "image": idx, "ap": ap}))
+    return pd.concat(frames, ignore_index=True)
+
+
+RUN_COMPONENTS = ("image", "run", "run:method")
+
+
+def run_variance(by_run: pd.DataFrame) -> pd.DataFrame:
+    """Per background with two or more runs: variance components of localization AP
+    (`stats.run_mixed_model`, `RUN_COMPONENTS`), with their share of the total."""
+    frames = []
+    for bg, g in by_run.groupby("background", sort=False):
+        if g["run"].nunique() < 2:
+            continue
+        res = stats.run_mixed_model(g, "ap", components=RUN_COMPONENTS)
+        frames.append(res.variance.assign(background=bg, n_runs=g["run"].nunique(), n_methods=g["method"].nunique(),
+                                          converged=res.converged, note=res.note))
+    cols = ["background", "component", "variance", "share", "n_runs", "n_methods", "converged", "note"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
 def testable(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows the tests can use, one row per untestable (background, kind, method) with
     the reason): not applicable, fewer than 2 images, or no spread (a t test needs it)."""
@@ -310,7 +353,8 @@ def consistency_verdicts(scores: pd.DataFrame, profile: Profile) -> tuple[pd.Dat
 # ---------------------------------------------------------------------- published tables and figures
 
 TABLE_NAMES = ("randomization_cascade", "randomization_baseline", "randomization_verdicts", "consistency_scores",
-               "consistency_verdicts", "consistency_tukey", "repeatability_vs_reproducibility")
+               "consistency_verdicts", "consistency_tukey", "repeatability_vs_reproducibility",
+               "trust_localization_by_run", "trust_run_variance")
 
 
 def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -318,6 +362,7 @@ def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[st
     cascade, baseline = cascade_all(profile, models, progress=progress)
     scores = consistency_all(profile, models, progress=progress)
     verdicts, tukey, rvr = consistency_verdicts(scores, profile)
+    by_run = localization_by_run(profile, models, progress=progress)
     return {
         "randomization_cascade": cascade,
         "randomization_baseline": baseline,
@@ -326,6 +371,8 @@ def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[st
         "consistency_verdicts": verdicts,
         "consistency_tukey": tukey,
         "repeatability_vs_reproducibility": rvr,
+        "trust_localization_by_run": by_run,
+        "trust_run_variance": run_variance(by_run),
     }
 
 
@@ -365,6 +412,11 @@ def figure4(tabs: dict[str, pd.DataFrame], profile: Profile):
     method, with the 0.5 line and the U-Net pairs' SSIM (box and dashed mean)."""
     return plots.consistency_boxes(tabs["consistency_scores"], low=stats.SSIM_LOW_BASELINE, high_kind=UNET,
                                    ylabel=f"SSIM ({profile.trust.ssim_setting})")
+
+
+def run_spread_figure(tabs: dict[str, pd.DataFrame]):
+    """Issue 14: mean localization AP per method for each classifier run."""
+    return plots.run_spread(tabs["trust_localization_by_run"])
 
 
 def headline_randomization(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:

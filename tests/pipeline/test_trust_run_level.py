@@ -1,0 +1,24 @@
+"""The trust stage's run-level statistics (issue 14) on simulated scores (no model)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salbench.pipeline import trust
+
+
+def test_run_variance_recovers_a_run_shift_and_skips_one_run_backgrounds():
+    rng = np.random.default_rng(0)
+    rows = []
+    for bg, n_runs in (("perlin", 2), ("mri", 1)):
+        for run in range(n_runs):
+            for m, level in (("gradient", 0.5), ("grad_cam", 0.2), ("xrai", 0.3)):
+                shift = 0.3 * run if m == "grad_cam" else 0.0  # one run moves one method
+                for img in range(15):
+                    rows.append({"background": bg, "run": run, "method": m, "image": img,
+                                 "ap": level + shift + rng.normal(0, 0.02)})
+    v = trust.run_variance(pd.DataFrame(rows))
+    assert set(v.background) == {"perlin"}  # one run: no run variance to estimate
+    share = v.set_index("component")["share"]
+    assert share.sum() == pytest.approx(1.0)
+    assert share["run:method"] > 0.5 > share["image"]
