@@ -198,6 +198,9 @@ class TrustConfig:
     # Cascades run: "top_down" (the paper; its last step gives the verdicts), and ours,
     # "bottom_up" and "single" (one layer at a time).
     orders: tuple[str, ...] = ("top_down", "bottom_up", "single")
+    # Orders in which every method runs; the other orders skip the methods costly per
+    # cascade step (`pipeline.trust.COSTLY_PER_STEP`). Empty: every order runs every method.
+    full_orders: tuple[str, ...] = ()
     # Images for the costly methods (`pipeline.trust.EXPENSIVE`): a prefix of n_images
     # (None: all n_images).
     n_images_expensive: int | None = None
@@ -437,6 +440,9 @@ def _validate(p: Profile) -> None:
                           "(trust.n_images) or null")
     if t.baseline_pairs < 1:
         raise ConfigError(f"trust.baseline_pairs={t.baseline_pairs}: must be >= 1")
+    if not set(t.full_orders) <= set(t.orders) or len(set(t.full_orders)) != len(t.full_orders):
+        raise ConfigError(f"trust.full_orders={list(t.full_orders)}: distinct values from trust.orders "
+                          f"{list(t.orders)}, or [] for all of them")
     check_choice("trust.ssim_setting", t.ssim_setting, ("arun", "ours"))
     if not 0 < t.alpha < 1:
         raise ConfigError(f"trust.alpha={t.alpha}: must be in (0, 1)")

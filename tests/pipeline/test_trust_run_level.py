@@ -22,3 +22,16 @@ def test_run_variance_recovers_a_run_shift_and_skips_one_run_backgrounds():
     share = v.set_index("component")["share"]
     assert share.sum() == pytest.approx(1.0)
     assert share["run:method"] > 0.5 > share["image"]
+
+
+def test_full_orders_limit_the_costly_methods_to_those_orders():
+    from salbench.config import ConfigError, load_profile
+
+    ms = ["gradient", "xrai", "patternnet", "grad_cam"]
+    p = load_profile("smoke", trust__orders=["top_down", "bottom_up"], trust__full_orders=["top_down"])
+    assert trust.methods_in_order(p, ms, "top_down") == ms
+    assert trust.methods_in_order(p, ms, "bottom_up") == ["gradient", "grad_cam"]
+    every = load_profile("smoke", trust__orders=["top_down", "bottom_up"])
+    assert trust.methods_in_order(every, ms, "bottom_up") == ms
+    with pytest.raises(ConfigError, match="trust.full_orders=\\['single'\\]"):
+        load_profile("smoke", trust__orders=["top_down"], trust__full_orders=["single"])

@@ -10,7 +10,9 @@ the extension (`trust.extension: budding`), Budding et al.'s Figure 1 methods.
   classifier re-initialised cumulatively from the output layer down to the first
   convolution (``top_down``, the paper), and, beyond the paper (Binder et al. 2023;
   Hedstroem et al. 2023), from the first layer up (``bottom_up``) and one layer at a
-  time (``single``), `pipeline.models.ModelSet.cascade`. At every step, per image: SSIM
+  time (``single``), `pipeline.models.ModelSet.cascade`; orders outside
+  `trust.full_orders` (when given) skip the methods in `COSTLY_PER_STEP` (ours: the
+  budget). At every step, per image: SSIM
   of the step's map to the trained map (``ssim``: our setting, data_range 1;
   ``ssim_arun``: the authors' code, data_range 2; both on ``pair_grayscale`` maps),
   Spearman of the absolute and signed raw maps (Adebayo et al.), and the localization
@@ -51,6 +53,9 @@ from salbench.saliency import methods_common, pattern
 
 # Methods whose maps cost tens of backward passes per image (or a segmentation).
 EXPENSIVE = ("smooth_ig", "xrai", "deep_shap")
+# Methods costly per cascade step: the expensive ones, and those whose resources are
+# refitted for every variant (PatternNet's patterns: 256 training images per step).
+COSTLY_PER_STEP = (*EXPENSIVE, "patternnet", "patternattribution")
 UNET = "unet"
 KINDS = ("repeatability", "reproducibility", UNET)
 # What makes a method "not applicable" to an architecture: the model lacks what the
@@ -89,6 +94,13 @@ def method_indices(profile: Profile, method: str) -> np.ndarray:
     idx = trust_indices(profile)
     n = profile.trust.n_images_expensive
     return idx[:n] if method in EXPENSIVE and n is not None else idx
+
+
+def methods_in_order(profile: Profile, methods_, order: str) -> list[str]:
+    """The methods a cascade order runs: all of them in `trust.full_orders` (or when it is
+    empty), else those not in `COSTLY_PER_STEP`."""
+    full = profile.trust.full_orders
+    return [m for m in methods_ if not full or order in full or m not in COSTLY_PER_STEP]
 
 
 def new_layer(variant: ModelVariant, layers: list[str]) -> str:
@@ -143,11 +155,12 @@ def cascade_background(profile: Profile, models: ModelSet, background: str, meth
     trained_maps = {m: maps_stage.maps_for(profile, models, trained, m, m_idx[m], progress) for m in methods_}
     cascade, baseline = [], []
     for order in t.orders:
-        for m in methods_:  # step 0: the trained model, in every order
+        in_order = methods_in_order(profile, methods_, order)
+        for m in in_order:  # step 0: the trained model, in every order
             cascade.append(step_rows(trained_maps[m], trained_maps[m], m_idx[m], gt, mask, order, 0, "")
                            .assign(method=m))
         for v in models.cascade(background, order):
-            for m in methods_:
+            for m in in_order:
                 a = maps_stage.maps_for(profile, models, v, m, m_idx[m], progress)
                 cascade.append(step_rows(trained_maps[m], a, m_idx[m], gt, mask, order, v.step, new_layer(v, layers))
                                .assign(method=m))
