@@ -489,11 +489,20 @@ def p_value(t: Tables, background, metric, method, baseline, which="adjusted") -
 
 # --- blocks
 
+def _runs_note(all_runs: pd.DataFrame, bg: str, architecture: str) -> str:
+    """' (best of n; mean ± SD over runs)' when the architecture has several runs, else ''."""
+    acc = all_runs[(all_runs["background"] == bg) & (all_runs["architecture"] == architecture)]["holdout_accuracy"]
+    if len(acc) < 2:
+        return ""
+    return f" (best of {len(acc)}; {100 * acc.mean():.2f} ± {100 * acc.std(ddof=1):.2f} %)"
+
+
 @block
 def accuracy_table(t: Tables) -> str:
-    """Holdout accuracy of the selected run of each architecture (U-Net: and Dice)."""
-    a = t.accuracy
-    a = a[a["selected"].astype(bool)] if "selected" in a.columns else a
+    """Holdout accuracy of the selected (best) run of each architecture (U-Net: and Dice);
+    with several runs, their number and mean ± SD (sample SD)."""
+    everything = t.accuracy
+    a = everything[everything["selected"].astype(bool)] if "selected" in everything.columns else everything
     lines = ["| background | VGG-like holdout accuracy | DenseNet (small) | U-Net (image-level / Dice) |",
              "|---|---|---|---|"]
     for bg in BACKGROUND_LABELS:
@@ -505,9 +514,11 @@ def accuracy_table(t: Tables) -> str:
             raise ReportError(f"accuracy: background {bg!r} needs one selected run of vgg, densenet_small and "
                               f"unet; missing {sorted(missing)} or duplicated")
         unet = rows.loc["unet"]
-        lines.append(f"| {BACKGROUND_LABELS[bg]} | {percent(rows.loc['vgg', 'holdout_accuracy'])} | "
-                     f"{percent(rows.loc['densenet_small', 'holdout_accuracy'])} | "
-                     f"{percent(unet['holdout_accuracy'])} / {fixed(unet['holdout_dice'])} |")
+        lines.append(f"| {BACKGROUND_LABELS[bg]} | {percent(rows.loc['vgg', 'holdout_accuracy'])}"
+                     f"{_runs_note(everything, bg, 'vgg')} | "
+                     f"{percent(rows.loc['densenet_small', 'holdout_accuracy'])}"
+                     f"{_runs_note(everything, bg, 'densenet_small')} | "
+                     f"{percent(unet['holdout_accuracy'])} / {fixed(unet['holdout_dice'])}{_runs_note(everything, bg, 'unet')} |")
     return "\n".join(lines) + "\n"
 
 
