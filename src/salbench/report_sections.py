@@ -345,3 +345,37 @@ def consistency_table(t: Tables, background: str) -> str:
         lines.append(f"| U-Net (two runs; the high baseline) | {fixed(unet.mean(), 3)} ± {fixed(unet.std(ddof=1), 3)} "
                      "| - | - | - | - |")
     return "\n".join(lines) + "\n"
+
+
+@block
+def run_spread_table(t: Tables) -> str:
+    """Issue 14: mean localization AP per method for each classifier run on the trust images
+    (the selected run marked *), and the largest difference between runs."""
+    r = _read(t, "trust_localization_by_run")
+    runs = sorted(r["run"].unique())
+    sel = {bg: int(g.loc[g["selected"].astype(str) == "True", "run"].iloc[0])
+           for bg, g in r.groupby("background") if (g["selected"].astype(str) == "True").any()}
+    head = []
+    for bg in BACKGROUND_LABELS:
+        head += [f"{BACKGROUND_LABELS[bg]} run {x}{'*' if sel.get(bg) == x else ''}" for x in runs]
+        head.append(f"{BACKGROUND_LABELS[bg]} max - min")
+    lines = ["| method | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for m in _ordered(r["method"]):
+        cells = []
+        for bg in BACKGROUND_LABELS:
+            means = r[(r["background"] == bg) & (r["method"] == m)].groupby("run")["ap"].mean()
+            cells += [fixed(means[x], 3) if x in means.index else "-" for x in runs]
+            cells.append(fixed(means.max() - means.min(), 3) if len(means) > 1 else "-")
+        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@number
+def run_share(t: Tables, background: str, component: str, digits: str = "0") -> str:
+    """Share (%) of localization-AP variance of a component of `trust_run_variance`."""
+    v = _read(t, "trust_run_variance")
+    x = v[(v["background"] == _bg(background)) & (v["component"] == component)]
+    if len(x) != 1:
+        raise ReportError(f"trust_run_variance: no {component!r} row for {background}; components "
+                          f"{sorted(v['component'].unique())}")
+    return f"{100 * float(x['share'].iloc[0]):.{int(digits)}f} %"
