@@ -379,3 +379,14 @@ def run_share(t: Tables, background: str, component: str, digits: str = "0") -> 
         raise ReportError(f"trust_run_variance: no {component!r} row for {background}; components "
                           f"{sorted(v['component'].unique())}")
     return f"{100 * float(x['share'].iloc[0]):.{int(digits)}f} %"
+
+
+@number
+def steps_to_95(t: Tables, background: str) -> str:
+    """The VGG-like runs' `steps_to_95` on one background, in run order ("1,550 and 1,500")."""
+    a = t.accuracy
+    a = a[(a["background"] == _bg(background)) & (a["architecture"] == "vgg")].sort_values("run")
+    if a.empty or a["steps_to_95"].isna().any():
+        raise ReportError(f"accuracy: no steps_to_95 for every VGG-like run on {background}")
+    words = [f"{int(x):,}" for x in a["steps_to_95"]]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
