@@ -222,18 +222,22 @@ def fidelity_validity_table(t: Tables) -> str:
 
 @block
 def lesion_share_table(t: Tables) -> str:
-    """Beyond the paper: the share of the AOPC_MoRF drop at the largest L that comes from
-    perturbation units on the lesion, per map and style."""
+    """Beyond the paper: the mean MoRF drop at the largest L, and the share of it that comes
+    from perturbation units on the lesion (over the images whose drop reaches
+    `pipeline.fidelity.MIN_FINAL_DROP`, counted), per map and style."""
     v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
-    v = v[v["question"] == "lesion_share"]
     cols = [(bg, st) for bg in BACKGROUND_LABELS for st in STYLE_LABELS]
-    lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}" for bg, st in cols) + " |",
-             "|---" * (len(cols) + 1) + "|"]
+    lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}: drop / lesion share (images)" for bg, st in cols)
+             + " |", "|---" * (len(cols) + 1) + "|"]
     for m in FIDELITY_ROWS:
         cells = []
         for bg, st in cols:
-            r = v[(v["background"] == bg) & (v["style"] == st) & (v["method"] == m)]
-            cells.append("-" if r.empty or not np.isfinite(r["value"].iloc[0]) else fixed(r["value"].iloc[0], 2))
+            r = v[(v["background"] == bg) & (v["style"] == st) & (v["method"] == m)].set_index("question")
+            if "final_drop" not in r.index:
+                raise ReportError(f"fidelity_validity: no final_drop for {bg}/{st}/{m}")
+            share = r.loc["lesion_share"]
+            share_s = "-" if not np.isfinite(share["value"]) else fixed(share["value"], 2)
+            cells.append(f"{fixed(r.loc['final_drop', 'value'], 3)} / {share_s} ({int(share['n_images'])})")
         name = REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
