@@ -394,3 +394,39 @@ def steps_to_95(t: Tables, background: str) -> str:
         raise ReportError(f"accuracy: no steps_to_95 for every VGG-like run on {background}")
     words = [f"{int(x):,}" for x in a["steps_to_95"]]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+@number
+def fidelity_mean(t: Tables, background: str, method: str, style: str, column: str, digits: str = "3") -> str:
+    """Mean of a fidelity_scores column (e.g. aopc_morf_L20) over images, headline unit, trained model."""
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    if column not in s.columns:
+        raise ReportError(f"fidelity_scores has no column {column!r}")
+    g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)]
+    if column == "faithfulness":
+        g = g[g["faithfulness_status"] == "ok"]
+    if g.empty:
+        raise ReportError(f"fidelity_scores: no rows for {background}/{method}/{style}")
+    return fixed(g[column].mean(), digits)
+
+
+@number
+def fidelity_count(t: Tables, background: str, method: str, style: str, column: str, below: str) -> str:
+    """'k of n' images whose fidelity_scores ``column`` is below ``below``."""
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)][column].dropna()
+    if g.empty:
+        raise ReportError(f"fidelity_scores: no {column} for {background}/{method}/{style}")
+    return f"{int((g < float(below)).sum())} of {len(g)}"
+
+
+@number
+def max_alpha(t: Tables, background: str) -> str:
+    """The largest alpha of Tomsett's layout on one background, with its cell."""
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha")
+    a = a[(a["background"] == _bg(background)) & (a["methods"] == "tomsett")]
+    r = a.loc[a["alpha"].idxmax()]
+    edge = "with" if str(r["with_edge"]) == "True" else "without"
+    name = "F" if r["column"] == "faithfulness" else str(r["column"]).replace("aopc_morf_L", "AOPC_MoRF L=").replace(
+        "aopc_lerf_L", "AOPC_LeRF L=")
+    return f"{_two(r['alpha'])} ({name}, {r['style']}, {edge} Sobel; interval {_two(r['ci_low'])} to {_two(r['ci_high'])})"
