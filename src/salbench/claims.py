@@ -68,9 +68,13 @@ def run_order(runs) -> list[str]:
     return sorted(runs, key=lambda r: (0, int(r), "") if r.isdigit() else (1, 0, r))
 
 
+class MissingTableError(KeyError):
+    """A claim needs a table that was not given (e.g. a reference run made before it existed)."""
+
+
 def _table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
     if name not in tables:
-        raise KeyError(f"table {name!r} not given; tables: {sorted(tables)}")
+        raise MissingTableError(f"table {name!r} not given; tables: {sorted(tables)}")
     t = with_runs(tables[name])
     missing = [c for c in columns if c not in t.columns]
     if missing:
@@ -281,21 +285,27 @@ def tables_claim(
     return Claim(id, paper, sentence, statistic, evaluate, paper_value)
 
 
-def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def ledger(claims: Sequence[Claim], tables: Mapping[str, pd.DataFrame], skip_missing: bool = False) -> pd.DataFrame:
     """Evaluate ``claims`` on ``tables``: one row per claim (``tables/claims.csv``).
 
     Columns: ``claim_id, section, paper, claim, statistic, paper_value, n_runs``, then
     ``statistic_<run>`` per run and ``statistic_pooled``, ``holds_<run>`` per run and
     ``holds_pooled``, and ``verdict``: ``run_agreement`` of the per-run verdicts ("holds
     in every run" / "holds in some runs" / "holds in no run"). A claim evaluated on
-    fewer runs than the others has NaN in the runs it lacks.
+    fewer runs than the others has NaN in the runs it lacks. With ``skip_missing``, a claim
+    whose tables are not all given is left out (``compare`` on an older reference run).
     """
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"claim ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
     rows, all_runs = [], []
     for c in claims:
-        ev = c.evaluate(tables)
+        try:
+            ev = c.evaluate(tables)
+        except MissingTableError:
+            if skip_missing:
+                continue
+            raise
         missing = [col for col in EVALUATION_COLUMNS if col not in ev.columns]
         if missing:
             raise ValueError(f"claim {c.id!r}: evaluate() returned no columns {missing}")
@@ -455,9 +465,10 @@ def read_tables(tables_dir: Path | str | None = None, names: Sequence[str] | Non
     return out
 
 
-def build_ledger(tables: Mapping[str, pd.DataFrame], claims: Sequence[Claim] | None = None) -> pd.DataFrame:
+def build_ledger(tables: Mapping[str, pd.DataFrame], claims: Sequence[Claim] | None = None,
+                 skip_missing: bool = False) -> pd.DataFrame:
     """``ledger`` of every claim (``all_claims()``) on ``tables``."""
-    return ledger(list(claims or all_claims()), tables)
+    return ledger(list(claims or all_claims()), tables, skip_missing=skip_missing)
 
 
 def write_claims(tables_dir: Path | str | None = None) -> Path:
