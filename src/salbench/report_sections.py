@@ -222,12 +222,13 @@ def fidelity_validity_table(t: Tables) -> str:
 
 @block
 def lesion_share_table(t: Tables) -> str:
-    """Beyond the paper: the mean MoRF drop at the largest L, and the share of it that comes
-    from perturbation units on the lesion (over the images whose drop reaches
-    `pipeline.fidelity.MIN_FINAL_DROP`, counted), per map and style."""
+    """Beyond the paper, per map and style: the share of the first L_max MoRF units that touch
+    the lesion (hit), the mean MoRF drop at L_max, and the share of that drop which comes
+    from the lesion units (over the images whose drop reaches
+    `pipeline.fidelity.MIN_FINAL_DROP`, counted)."""
     v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
     cols = [(bg, st) for bg in BACKGROUND_LABELS for st in STYLE_LABELS]
-    lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}: drop / lesion share (images)" for bg, st in cols)
+    lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}: hit / drop / share (images)" for bg, st in cols)
              + " |", "|---" * (len(cols) + 1) + "|"]
     for m in FIDELITY_ROWS:
         cells = []
@@ -237,7 +238,8 @@ def lesion_share_table(t: Tables) -> str:
                 raise ReportError(f"fidelity_validity: no final_drop for {bg}/{st}/{m}")
             share = r.loc["lesion_share"]
             share_s = "-" if not np.isfinite(share["value"]) else fixed(share["value"], 2)
-            cells.append(f"{fixed(r.loc['final_drop', 'value'], 3)} / {share_s} ({int(share['n_images'])})")
+            cells.append(f"{fixed(r.loc['lesion_units_hit', 'value'], 3)} / {fixed(r.loc['final_drop', 'value'], 3)} / "
+                         f"{share_s} ({int(share['n_images'])})")
         name = REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
