@@ -204,7 +204,7 @@ def _fit_pair(y_method: pd.Series, y_base: pd.Series, alpha: float, label: str) 
     # likelihood still rises towards the excluded negative variances.
     converged = bool(res.converged) and (hessian_pd or singular)
     if not (np.isfinite(se) and se > 0):
-        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}); notes: {notes}")
+        return _paired_t_fallback(y_method, y_base, alpha, label, notes, se)
     df = n_pairs - 1
     t = est / se
     p = float(2 * sps.t.sf(abs(t), df))
@@ -214,6 +214,35 @@ def _fit_pair(y_method: pd.Series, y_base: pd.Series, alpha: float, label: str) 
         "ci_lo": est - half, "ci_hi": est + half,
         "converged": converged, "singular": singular, "hessian_pd": hessian_pd,
         "re_var": re_var, "resid_var": resid_var, "note": "; ".join(notes),
+    }
+
+
+def _paired_t_fallback(y_method: pd.Series, y_base: pd.Series, alpha: float, label: str, notes: list[str],
+                       se) -> dict:
+    """When MixedLM gives no usable SE (e.g. on 3 images): the paired t test on the images
+    both scored, which the random-intercept model equals for complete pairs with a
+    positive image variance (ours). Incomplete pairs cannot fall back: RuntimeError."""
+    common = pd.Index(y_method.index).intersection(pd.Index(y_base.index))
+    if len(common) != len(y_method) or len(common) != len(y_base):
+        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}) and the pairs are "
+                           f"incomplete; notes: {notes}")
+    d = y_method.loc[common].to_numpy(np.float64) - y_base.loc[common].to_numpy(np.float64)
+    n = len(d)
+    est = float(d.mean())
+    se_d = float(d.std(ddof=1) / np.sqrt(n))
+    if not (np.isfinite(se_d) and se_d > 0):
+        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}) and the paired "
+                           f"differences are constant; notes: {notes}")
+    t = est / se_d
+    df = n - 1
+    p = float(2 * sps.t.sf(abs(t), df))
+    half = float(sps.t.ppf(1 - alpha / 2, df)) * se_d
+    note = "; ".join([*notes, f"MixedLM gave no usable SE (se={se!r}): paired t test on {n} images instead"])
+    return {
+        "n_images": n, "estimate": est, "se": se_d, "df": df, "t": t, "p_value": p,
+        "ci_lo": est - half, "ci_hi": est + half,
+        "converged": False, "singular": True, "hessian_pd": False,
+        "re_var": float("nan"), "resid_var": float("nan"), "note": note,
     }
 
 

@@ -254,3 +254,31 @@ def test_summarise_nan_policy():
     grad = out.set_index("method").loc["grad"]
     assert grad["n"] == 9 and grad["n_nan"] == 1
     assert np.isfinite(out[["mean", "sd", "ci_lo", "ci_hi"]].to_numpy()).all()
+
+
+def test_a_mixed_model_without_a_usable_se_falls_back_to_the_paired_t_test(monkeypatch):
+    import pandas as pd
+    from scipy import stats as sps
+
+    from salbench import stats as st
+
+    a = pd.Series([0.31, 0.42, 0.35], index=[1, 2, 3])
+    b = pd.Series([0.90, 0.95, 0.92], index=[1, 2, 3])
+
+    class NoSE:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self, reml=True):
+            import types
+
+            return types.SimpleNamespace(fe_params=np.array([0.0, -1.0]), bse_fe=np.array([np.nan, np.nan]),
+                                         cov_re=np.array([[0.0]]), scale=1.0, converged=False)
+
+    monkeypatch.setattr(st, "MixedLM", NoSE)
+    fit = st._fit_pair(a, b, 0.05, "test")
+    ref = sps.ttest_rel(a, b)
+    assert fit["p_value"] == pytest.approx(ref.pvalue) and fit["t"] == pytest.approx(ref.statistic)
+    assert fit["df"] == 2 and not fit["converged"] and "paired t test on 3 images" in fit["note"]
+    with pytest.raises(RuntimeError, match="incomplete"):
+        st._fit_pair(a, pd.Series([0.9, 0.95, 0.92, 0.5], index=[1, 2, 3, 4]), 0.05, "test")
