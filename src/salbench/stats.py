@@ -219,13 +219,11 @@ def _fit_pair(y_method: pd.Series, y_base: pd.Series, alpha: float, label: str) 
 
 def _paired_t_fallback(y_method: pd.Series, y_base: pd.Series, alpha: float, label: str, notes: list[str],
                        se) -> dict:
-    """When MixedLM gives no usable SE (e.g. on 3 images): the paired t test on the images
-    both scored, which the random-intercept model equals for complete pairs with a
-    positive image variance (ours). Incomplete pairs cannot fall back: RuntimeError."""
+    """When MixedLM gives no usable SE (e.g. a method on 3 images against a baseline on
+    10): the paired t test on the images both scored, which the random-intercept model
+    equals for complete pairs with a positive image variance (ours; the baseline's other
+    images are left out, and the note says so)."""
     common = pd.Index(y_method.index).intersection(pd.Index(y_base.index))
-    if len(common) != len(y_method) or len(common) != len(y_base):
-        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}) and the pairs are "
-                           f"incomplete; notes: {notes}")
     d = y_method.loc[common].to_numpy(np.float64) - y_base.loc[common].to_numpy(np.float64)
     n = len(d)
     est = float(d.mean())
@@ -237,7 +235,9 @@ def _paired_t_fallback(y_method: pd.Series, y_base: pd.Series, alpha: float, lab
     df = n - 1
     p = float(2 * sps.t.sf(abs(t), df))
     half = float(sps.t.ppf(1 - alpha / 2, df)) * se_d
-    note = "; ".join([*notes, f"MixedLM gave no usable SE (se={se!r}): paired t test on {n} images instead"])
+    dropped = len(pd.Index(y_method.index).union(pd.Index(y_base.index))) - n
+    note = "; ".join([*notes, f"MixedLM gave no usable SE (se={se!r}): paired t test on the {n} images both scored"
+                      + (f" ({dropped} scored by one side only left out)" if dropped else "")])
     return {
         "n_images": n, "estimate": est, "se": se_d, "df": df, "t": t, "p_value": p,
         "ci_lo": est - half, "ci_hi": est + half,
