@@ -224,23 +224,20 @@ def _paired_t_fallback(y_method: pd.Series, y_base: pd.Series, alpha: float, lab
     equals for complete pairs with a positive image variance (ours; the baseline's other
     images are left out, and the note says so)."""
     common = pd.Index(y_method.index).intersection(pd.Index(y_base.index))
-    d = y_method.loc[common].to_numpy(np.float64) - y_base.loc[common].to_numpy(np.float64)
-    n = len(d)
-    est = float(d.mean())
-    se_d = float(d.std(ddof=1) / np.sqrt(n))
-    if not (np.isfinite(se_d) and se_d > 0):
-        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}) and the paired "
-                           f"differences are constant; notes: {notes}")
-    t = est / se_d
-    df = n - 1
-    p = float(2 * sps.t.sf(abs(t), df))
-    half = float(sps.t.ppf(1 - alpha / 2, df)) * se_d
+    a, b = y_method.loc[common].to_numpy(np.float64), y_base.loc[common].to_numpy(np.float64)
+    n = len(common)
+    if n < 2 or not np.ptp(a - b) > 0:
+        raise RuntimeError(f"{label}: MixedLM gave no usable standard error (se={se!r}) and the {n} paired "
+                           f"differences allow no t test; notes: {notes}")
+    res = sps.ttest_rel(a, b)
+    est, t, df, p = float(np.mean(a - b)), float(res.statistic), int(res.df), float(res.pvalue)
+    ci = res.confidence_interval(1 - alpha)
     dropped = len(pd.Index(y_method.index).union(pd.Index(y_base.index))) - n
     note = "; ".join([*notes, f"MixedLM gave no usable SE (se={se!r}): paired t test on the {n} images both scored"
                       + (f" ({dropped} scored by one side only left out)" if dropped else "")])
     return {
-        "n_images": n, "estimate": est, "se": se_d, "df": df, "t": t, "p_value": p,
-        "ci_lo": est - half, "ci_hi": est + half,
+        "n_images": n, "estimate": est, "se": est / t, "df": df, "t": t, "p_value": p,
+        "ci_lo": float(ci.low), "ci_hi": float(ci.high),
         "converged": False, "singular": True, "hessian_pd": False,
         "re_var": float("nan"), "resid_var": float("nan"), "note": note,
     }
