@@ -32,8 +32,10 @@ def hand_made(profile, n_images=6):
         for ordering in range(3):
             rand_rows.append({"background": "perlin", "unit": 20, "style": "mean", "image": image,
                               "ordering": ordering, **{f"aopc_L{L}": 0.1 * ordering for L in fs.ls(profile)}})
-    share = pd.DataFrame([{"background": "perlin", "unit": 20, "style": "mean", "method": "a", "image": 0,
-                           "drop_share_from_lesion": 0.5, "lesion_units_hit": 0.25}])
+    # Image 1's drop is too small for its share (9.0) to count.
+    share = pd.DataFrame([{"background": "perlin", "unit": 20, "style": "mean", "method": "a", "image": image,
+                           "drop_share_from_lesion": value, "lesion_units_hit": 0.25, "final_drop": drop}
+                          for image, value, drop in ((0, 0.5, 0.4), (1, 9.0, 0.01))])
     return {"scores": pd.DataFrame(rows), "random": pd.DataFrame(rand_rows), "lesion_share": share}, \
         pd.DataFrame(ap_rows)
 
@@ -59,15 +61,19 @@ def test_validity_respects_each_metrics_direction(profile):
     assert v.loc[(morf, "oracle_minus_random", "oracle"), "value"] > 0
     assert v.loc[(lerf, "oracle_minus_random", "oracle"), "value"] < 0
     assert v.loc[(morf, "lesion_share", "a"), "value"] == 0.5
+    assert v.loc[(morf, "lesion_share", "a"), "n_images"] == 1
+    assert v.loc[(morf, "final_drop", "a"), "value"] == pytest.approx(0.205)
 
 
 def test_method_sets_follow_the_profile(profile):
     assert fs.method_sets(profile, 20) == {"tomsett": list(fs.TOMSETT_METHODS),
                                            "tomsett_with_edge": [*fs.TOMSETT_METHODS, "sobel"]}
-    quick = load_profile("quick")
-    sets = fs.method_sets(quick, quick.fidelity.headline_unit)
+    paper = load_profile("paper")  # extension "all" (the quick profile: none)
+    sets = fs.method_sets(paper, paper.fidelity.headline_unit)
     assert "all_with_edge" in sets and "unet" not in sets["all"] and "sobel" not in sets["all"]
-    assert set(fs.methods_for_unit(quick, 1)) == {*fs.TOMSETT_METHODS, "sobel", "oracle", "random"}
+    assert set(fs.methods_for_unit(paper, 1)) == {*fs.TOMSETT_METHODS, "sobel", "oracle", "random"}
+    quick = load_profile("quick")
+    assert set(fs.method_sets(quick, quick.fidelity.headline_unit)) == {"tomsett", "tomsett_with_edge"}
 
 
 def _region_model(region):

@@ -19,8 +19,9 @@ FLOAT32_ATOL = 1e-5
 
 
 def _old_key(spec: training.ModelSpec) -> str:
-    """The key as computed before `standardize` and `warmup_steps` existed."""
-    train = {k: v for k, v in config.as_dict(spec.train).items() if k not in ("standardize", "warmup_steps")}
+    """The key as computed before `standardize` and `warmup_steps` existed (and without `runs`,
+    which stopped being part of a model's identity later)."""
+    train = {k: v for k, v in config.as_dict(spec.train).items() if k not in ("standardize", "warmup_steps", "runs")}
     return config.config_hash(
         {"role": spec.role, "background": spec.background, "run": spec.run, "seed": spec.seed,
          "data_key": spec.data_key, "training_version": training.TRAINING_VERSION}, train)
