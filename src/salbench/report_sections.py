@@ -399,9 +399,12 @@ def steps_to_95(t: Tables, background: str) -> str:
 
 
 @number
-def fidelity_mean(t: Tables, background: str, method: str, style: str, column: str, digits: str = "3") -> str:
-    """Mean of a fidelity_scores column (e.g. aopc_morf_L20) over images, headline unit, trained model."""
-    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+def fidelity_mean(t: Tables, background: str, method: str, style: str, column: str, digits: str = "3",
+                  unit: str = "headline") -> str:
+    """Mean of a fidelity_scores column (e.g. aopc_morf_L20) over images, trained model, on the
+    headline (largest) unit or on ``unit`` (pixels)."""
+    s = _read(t, "fidelity_scores")
+    s = _headline(s, "fidelity_scores") if unit == "headline" else s[s["unit"] == int(unit)]
     if column not in s.columns:
         raise ReportError(f"fidelity_scores has no column {column!r}")
     g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)]
