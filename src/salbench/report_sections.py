@@ -435,3 +435,18 @@ def max_alpha(t: Tables, background: str) -> str:
     name = "F" if r["column"] == "faithfulness" else str(r["column"]).replace("aopc_morf_L", "AOPC_MoRF L=").replace(
         "aopc_lerf_L", "AOPC_LeRF L=")
     return f"{_two(r['alpha'])} ({name}, {r['style']}, {edge} Sobel; interval {_two(r['ci_low'])} to {_two(r['ci_high'])})"
+
+
+@number
+def fidelity_range(t: Tables, background: str, style: str, column: str, unit: str = "headline",
+                   digits: str = "3") -> str:
+    """'min to max' of the per-map means of a fidelity_scores column over every scored map."""
+    s = _read(t, "fidelity_scores")
+    s = _headline(s, "fidelity_scores") if unit == "headline" else s[s["unit"] == int(unit)]
+    g = s[(s["background"] == _bg(background)) & (s["style"] == style)]
+    if column == "faithfulness":
+        g = g[g["faithfulness_status"] == "ok"]
+    means = g.groupby("method")[column].mean()
+    if means.empty:
+        raise ReportError(f"fidelity_scores: no {column} on {background}/{style}/unit {unit}")
+    return f"{fixed(means.min(), digits)} to {fixed(means.max(), digits)}"
