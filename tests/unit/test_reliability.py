@@ -199,6 +199,12 @@ def test_alpha_and_inter_method_tables():
     cell = im[(im["style"] == "mean") & (im["method_set"] == "without_edge") & (im["column"] == "aopc_morf_L100")].iloc[0]
     assert cell["mean_rho"] == pytest.approx(inter_method(wide.to_numpy())[0], abs=EXACT) and cell["n_pairs"] == 3
 
+    # A metric undefined on every image (F of single pixels that move nothing) is a NaN cell, not an error.
+    no_f = df.assign(faithfulness=np.nan)
+    cell = alpha_table(no_f, metrics, sets, rng=np.random.default_rng(0), n_boot=5).set_index(
+        ["style", "method_set", "column"]).loc[("mean", "with_edge", "faithfulness")]
+    assert np.isnan(cell["alpha"]) and cell["n_images"] == 0 and cell["n_excluded"] == df["image"].nunique()
+
     with pytest.raises(ValueError, match="'shap'"):
         alpha_table(df, metrics, {"x": ["sens", "shap"]}, rng=np.random.default_rng(0), n_boot=5)
     with pytest.raises(ValueError, match="several rows"):

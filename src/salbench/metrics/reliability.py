@@ -269,7 +269,8 @@ def alpha_table(
     n_excluded, n_boot, n_boot_undefined``: ``column`` is the score column (e.g.
     ``aopc_morf_L20``), ``metric`` its family and ``L`` its length (NaN for F).
     Each cell bootstraps from its own child stream of ``rng`` (``rng.spawn``), in
-    the order groups (sorted) x method sets x metrics.
+    the order groups (sorted) x method sets x metrics. A cell with fewer than two
+    complete images has NaN alpha and interval (``n_images`` says how many).
     """
     group_by, metrics, sets = list(group_by), list(metrics), _method_sets(method_sets)
     parsed = [parse_metric(m) for m in metrics]
@@ -283,9 +284,15 @@ def alpha_table(
         for set_name, methods in sets.items():
             for metric, (family, L) in zip(metrics, parsed):
                 wide = _wide(g, metric, methods, image_col, method_col, where)
-                res = ranking_alpha_ci(wide, rng=next(children), n_boot=n_boot, ci=ci,
-                                       level_of_measurement=level_of_measurement)
-                w = kendalls_w(wide) if len(methods) >= 3 else float("nan")
+                child = next(children)
+                n_complete = len(complete_rows(_as_scores(wide))[0])
+                if n_complete < 2:  # e.g. F of single pixels: no drop, so no correlation on any image
+                    res = AlphaCI(float("nan"), float("nan"), float("nan"), n_complete, len(wide) - n_complete, 0, 0)
+                    w = float("nan")
+                else:
+                    res = ranking_alpha_ci(wide, rng=child, n_boot=n_boot, ci=ci,
+                                           level_of_measurement=level_of_measurement)
+                    w = kendalls_w(wide) if len(methods) >= 3 else float("nan")
                 rows.append({
                     **where, "method_set": set_name, "metric": family, "L": L, "column": metric,
                     "alpha": res.alpha, "ci_low": res.ci_low, "ci_high": res.ci_high, "kendall_w": w,
