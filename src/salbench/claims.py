@@ -55,6 +55,12 @@ class Claim:
     section: str = ""
 
 
+def rank(means: pd.Series, method: str, lowest: bool = False) -> int:
+    """1 = highest mean (lowest=True: 1 = lowest); ties (within ``TIE``) share the best rank."""
+    v = means[method]
+    return 1 + int(((means < v - TIE) if lowest else (means > v + TIE)).sum())
+
+
 def with_runs(t: pd.DataFrame) -> pd.DataFrame:
     """``t`` with its ``run`` column as text; a table without one is run 0 (one classifier run)."""
     t = t.copy()
@@ -491,6 +497,6 @@ def write_claims(tables_dir: Path | str | None = None) -> Path:
 
 __all__ = [
     "AGREEMENT", "Claim", "ClaimComparison", "POOLED", "all_claims", "build_ledger", "claim_tables",
-    "compare_claims", "ledger", "mean_difference_claim", "means_claim", "method_rankings", "read_tables",
+    "compare_claims", "ledger", "mean_difference_claim", "means_claim", "method_rankings", "rank", "read_tables",
     "run_order", "tables_claim", "verdict_claim", "with_runs", "write_claims",
 ]

@@ -19,10 +19,10 @@ from __future__ import annotations
 import pandas as pd
 
 from salbench.claims import (
-    TIE,
     Claim,
     mean_difference_claim,
     means_claim,
+    rank,
     verdict_claim,
 )
 from salbench.config import BACKGROUNDS
@@ -43,12 +43,6 @@ def _means(s: pd.DataFrame, background: str, metric: str, methods) -> pd.Series:
         have = sorted(m for b, model, m in s.index if b == background and model == "trained")
         raise ValueError(f"{SUMMARY}: background {background!r} lacks some of {list(methods)}; "
                          f"trained methods present: {have}") from None
-
-
-def rank(means: pd.Series, method: str, lowest: bool = False) -> int:
-    """1 = highest mean (lowest=True: 1 = lowest); ties share the best rank."""
-    v = means[method]
-    return 1 + int(((means < v - TIE) if lowest else (means > v + TIE)).sum())
 
 
 def _rank_claim(id, paper, sentence, statistic, compute, holds, paper_value="") -> Claim:

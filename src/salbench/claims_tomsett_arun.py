@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from salbench.claims import TIE, Claim, tables_claim, verdict_claim
+from salbench.claims import Claim, rank, tables_claim, verdict_claim
 from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
 
 SCORES = "fidelity_scores"
@@ -70,11 +70,6 @@ def _method_means(tables: Mapping[str, pd.DataFrame], column: str) -> dict[tuple
     return out
 
 
-def _rank(means: pd.Series, method: str, lowest: bool = False) -> int:
-    v = means[method]
-    return 1 + int(((means < v - TIE) if lowest else (means > v + TIE)).sum())
-
-
 def _morf(t):
     return f"aopc_morf_L{_aopc_ls(_headline(t[SCORES], SCORES))[-1]}"
 
@@ -85,7 +80,7 @@ def _lerf(t):
 
 def _highest_morf(method: str, style: str):
     def compute(t):
-        return float(max(_rank(m, method) for (bg, s), m in _method_means(t, _morf(t)).items() if s == style))
+        return float(max(rank(m, method) for (bg, s), m in _method_means(t, _morf(t)).items() if s == style))
     return compute
 
 
@@ -109,7 +104,7 @@ TOMSETT_SHAP_MORF = tables_claim(
 
 # A8.4
 def _lerf_edge_dtd(t):
-    return float(max(max(_rank(m, EDGE, lowest=True), _rank(m, "deep_taylor", lowest=True))
+    return float(max(max(rank(m, EDGE, lowest=True), rank(m, "deep_taylor", lowest=True))
                      for m in _method_means(t, _lerf(t)).values()))
 
 
@@ -173,7 +168,7 @@ TOMSETT_F_NEAR_ZERO = tables_claim(
 
 
 def _edge_f_rank(t):
-    return float(max(_rank(m, EDGE, lowest=True) for m in _method_means(t, "faithfulness").values()))
+    return float(max(rank(m, EDGE, lowest=True) for m in _method_means(t, "faithfulness").values()))
 
 
 TOMSETT_EDGE_LOWEST_F = tables_claim(
@@ -379,7 +374,7 @@ def _mean_ssim(t, kind: str) -> dict[str, pd.Series]:
 
 def _consistency_rank(method: str, kinds, lowest: bool):
     def compute(t):
-        return float(max(_rank(m, method, lowest) for k in kinds for m in _mean_ssim(t, k).values()))
+        return float(max(rank(m, method, lowest) for k in kinds for m in _mean_ssim(t, k).values()))
     return compute
 
 

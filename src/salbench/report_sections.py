@@ -37,6 +37,19 @@ def _headline(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df[df["unit"] == df["unit"].max()]
 
 
+def _unit_rows(df: pd.DataFrame, unit: str, name: str) -> pd.DataFrame:
+    """The headline (largest) unit's rows, or those of ``unit`` (pixels)."""
+    return _headline(df, name) if unit == "headline" else df[df["unit"] == int(unit)]
+
+
+def _metric_name(column: str, prefix: str = "AOPC_", sep: str = "L=") -> str:
+    """faithfulness -> F; aopc_morf_L20 -> AOPC_MoRF L=20 (or MoRF L=20, MoRF L20)."""
+    if column == "faithfulness":
+        return "F"
+    family, L = column.rsplit("_L", 1)
+    return f"{prefix}{'MoRF' if family == 'aopc_morf' else 'LeRF'} {sep}{L}"
+
+
 def _l_max(columns) -> int:
     ls = [int(m.group(1)) for c in columns if (m := re.fullmatch(r"aopc_morf_L(\d+)", str(c)))]
     if not ls:
@@ -93,8 +106,7 @@ def fidelity_means_table(t: Tables, background: str) -> str:
     L = _l_max(s.columns)
     cols = [(f"aopc_morf_L{L}", st) for st in STYLE_LABELS] + [(f"aopc_lerf_L{L}", st) for st in STYLE_LABELS] + \
         [("faithfulness", st) for st in STYLE_LABELS]
-    names = {f"aopc_morf_L{L}": f"MoRF L={L}", f"aopc_lerf_L{L}": f"LeRF L={L}", "faithfulness": "F"}
-    lines = ["| map | " + " | ".join(f"{names[c]} ({st})" for c, st in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = ["| map | " + " | ".join(f"{_metric_name(c, prefix='')} ({st})" for c, st in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for m in FIDELITY_ROWS:
         g = s[s["method"] == m]
         if g.empty:
@@ -137,8 +149,7 @@ def tomsett_alpha_table(t: Tables, background: str) -> str:
                 raise ReportError(f"tomsett_alpha: {len(r)} rows for {bg}/{col}/{st}/with_edge={we}")
             r = r.iloc[0]
             cells.append(f"{_two(r['alpha'])} ({_two(r['ci_low'])} to {_two(r['ci_high'])})")
-        name = "F" if col == "faithfulness" else col.replace("aopc_morf_L", "AOPC_MoRF L=").replace(
-            "aopc_lerf_L", "AOPC_LeRF L=")
+        name = _metric_name(col)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -159,9 +170,7 @@ def tomsett_consistency_table(t: Tables) -> str:
                 continue
 
             def name(metric, style):
-                m = "F" if metric == "faithfulness" else metric.replace("aopc_morf_", "MoRF ").replace(
-                    "aopc_lerf_", "LeRF ")
-                return f"{m} ({style})"
+                return f"{_metric_name(metric, prefix='', sep='L')} ({style})"
 
             cells = [_two(sel.get(m, np.nan)) for m in methods]
             lines.append(f"| {BACKGROUND_LABELS[bg]} | {name(p.metric_a, p.style_a)} vs {name(p.metric_b, p.style_b)}"
@@ -184,7 +193,7 @@ def tomsett_intermethod_table(t: Tables) -> str:
         for bg, st, ms in cols:
             r = im[(im["background"] == bg) & (im["style"] == st) & (im["method_set"] == ms) & (im["column"] == col)]
             cells.append(_two(r["mean_rho"].iloc[0]) if len(r) == 1 else "-")
-        name = "F" if col == "faithfulness" else col.replace("aopc_morf_L", "MoRF L=").replace("aopc_lerf_L", "LeRF L=")
+        name = _metric_name(col, prefix="")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -199,7 +208,6 @@ def fidelity_validity_table(t: Tables) -> str:
     s = _read(t, "fidelity_scores")
     L = _l_max(s.columns)
     cols = ["faithfulness", f"aopc_morf_L{L}", f"aopc_lerf_L{L}"]
-    names = {"faithfulness": "F", f"aopc_morf_L{L}": f"MoRF L={L}", f"aopc_lerf_L{L}": f"LeRF L={L}"}
     lines = ["| background | style | metric | oracle rank | oracle - random orderings | rho(metric, AP) over methods |",
              "|---|---|---|---|---|---|"]
     for bg in BACKGROUND_LABELS:
@@ -216,7 +224,7 @@ def fidelity_validity_table(t: Tables) -> str:
                 sp = g[g["question"] == "spearman_with_ap"].iloc[0]
                 sp_s = "-" if not np.isfinite(sp["value"]) else \
                     f"{_two(sp['value'])} ({_two(sp['ci_low'])} to {_two(sp['ci_high'])}; {int(sp['n_images'])} images)"
-                lines.append(f"| {BACKGROUND_LABELS[bg]} | {st} | {names[col]} | {rank_s} | {mr_s} | {sp_s} |")
+                lines.append(f"| {BACKGROUND_LABELS[bg]} | {st} | {_metric_name(col, prefix='')} | {rank_s} | {mr_s} | {sp_s} |")
     return "\n".join(lines) + "\n"
 
 
@@ -403,8 +411,7 @@ def fidelity_mean(t: Tables, background: str, method: str, style: str, column: s
                   unit: str = "headline") -> str:
     """Mean of a fidelity_scores column (e.g. aopc_morf_L20) over images, trained model, on the
     headline (largest) unit or on ``unit`` (pixels)."""
-    s = _read(t, "fidelity_scores")
-    s = _headline(s, "fidelity_scores") if unit == "headline" else s[s["unit"] == int(unit)]
+    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores")
     if column not in s.columns:
         raise ReportError(f"fidelity_scores has no column {column!r}")
     g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)]
@@ -432,8 +439,7 @@ def max_alpha(t: Tables, background: str) -> str:
     a = a[(a["background"] == _bg(background)) & (a["methods"] == "tomsett")]
     r = a.loc[a["alpha"].idxmax()]
     edge = "with" if str(r["with_edge"]) == "True" else "without"
-    name = "F" if r["column"] == "faithfulness" else str(r["column"]).replace("aopc_morf_L", "AOPC_MoRF L=").replace(
-        "aopc_lerf_L", "AOPC_LeRF L=")
+    name = _metric_name(str(r["column"]))
     return f"{_two(r['alpha'])} ({name}, {r['style']}, {edge} Sobel; interval {_two(r['ci_low'])} to {_two(r['ci_high'])})"
 
 
@@ -441,8 +447,7 @@ def max_alpha(t: Tables, background: str) -> str:
 def fidelity_range(t: Tables, background: str, style: str, column: str, unit: str = "headline",
                    digits: str = "3") -> str:
     """'min to max' of the per-map means of a fidelity_scores column over every scored map."""
-    s = _read(t, "fidelity_scores")
-    s = _headline(s, "fidelity_scores") if unit == "headline" else s[s["unit"] == int(unit)]
+    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores")
     g = s[(s["background"] == _bg(background)) & (s["style"] == style)]
     if column == "faithfulness":
         g = g[g["faithfulness_status"] == "ok"]
