@@ -29,8 +29,11 @@ from salbench.stats import AGREEMENT, run_agreement
 POOLED = "pooled"
 RUN_COL = "run"
 EVALUATION_COLUMNS = ("run", "statistic", "holds")
-# A table written before runs existed (no ``run`` column) holds one classifier run: run 0.
-DEFAULT_RUN = "0"
+# A table without a ``run`` column holds one classifier run per background, the selected
+# one (the best on holdout; fidelity and the trust cascades explain only it), which may be
+# run 0 on one background and run 1 on the other: it is not any one run index.
+SELECTED_RUN = "selected"
+SELECTED_COL = "selected"
 # Two means closer than this are tied (the per-image scores carry 6 decimals).
 TIE = 1e-9
 
@@ -62,9 +65,9 @@ def rank(means: pd.Series, method: str, lowest: bool = False) -> int:
 
 
 def with_runs(t: pd.DataFrame) -> pd.DataFrame:
-    """``t`` with its ``run`` column as text; a table without one is run 0 (one classifier run)."""
+    """``t`` with its ``run`` column as text; a table without one is the selected run (``SELECTED_RUN``)."""
     t = t.copy()
-    t[RUN_COL] = t[RUN_COL].astype(str) if RUN_COL in t.columns else DEFAULT_RUN
+    t[RUN_COL] = t[RUN_COL].astype(str) if RUN_COL in t.columns else SELECTED_RUN
     return t
 
 
@@ -271,16 +274,24 @@ def tables_claim(
 ) -> Claim:
     """A claim computed by ``compute`` from several tables of one run.
 
-    Per run (the runs every table has; a table without a ``run`` column is run 0),
-    ``compute`` gets each table's rows of that run. Pooled: ``compute`` on all rows of
-    all runs together (per-image tables pool their images; ours). ``holds(statistic)``
-    is the verdict.
+    Per run (the runs every table has), ``compute`` gets each table's rows of that
+    run. Where some tables cover only the selected run (no ``run`` column), the others
+    contribute their ``selected`` rows and the claim has that one run. Pooled:
+    ``compute`` on all rows of all runs together (per-image tables pool their images;
+    ours). ``holds(statistic)`` is the verdict.
     """
     names = list(table_names)
 
     def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         ts = {n: _table(tables, n, [RUN_COL]) for n in names}
         ts = {n: t[t[RUN_COL] != POOLED] for n, t in ts.items()}
+        if any(set(t[RUN_COL]) == {SELECTED_RUN} for t in ts.values()):
+            for n, t in ts.items():
+                if set(t[RUN_COL]) != {SELECTED_RUN}:
+                    if SELECTED_COL not in t.columns:
+                        raise ValueError(f"claim {id!r}: table {n!r} has runs {run_order(t[RUN_COL])} but no "
+                                         f"{SELECTED_COL!r} column to match the selected-run tables")
+                    ts[n] = t[t[SELECTED_COL].astype(bool)].assign(**{RUN_COL: SELECTED_RUN})
         runs = set.intersection(*(set(t[RUN_COL]) for t in ts.values()))
         if not runs:
             raise ValueError(f"claim {id!r}: tables {names} share no run")

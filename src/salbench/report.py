@@ -97,21 +97,28 @@ class Tables:
     def accuracy(self) -> pd.DataFrame:
         return self.read("accuracy")
 
+    def selected_run(self, name: str) -> pd.DataFrame:
+        """A per-run localization table's rows of the selected (best on holdout) run,
+        which paper.md section 1 quotes; a table from before runs (no ``selected``
+        column) is all of it."""
+        df = self.read(name)
+        return df[df["selected"].astype(bool)].reset_index(drop=True) if "selected" in df.columns else df
+
     @cached_property
     def scores(self) -> pd.DataFrame:
-        return self.read("localization_scores")
+        return self.selected_run("localization_scores")
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        return self.read("localization_summary").set_index(["background", "model", "method"]).sort_index()
+        return self.selected_run("localization_summary").set_index(["background", "model", "method"]).sort_index()
 
     @cached_property
     def mixed(self) -> pd.DataFrame:
-        return self.read("localization_mixed_models")
+        return self.selected_run("localization_mixed_models")
 
     @cached_property
     def randomization(self) -> pd.DataFrame:
-        return self.read("localization_randomization")
+        return self.selected_run("localization_randomization")
 
     @cached_property
     def claims(self) -> pd.DataFrame:

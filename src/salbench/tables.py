@@ -57,11 +57,12 @@ class TableSpec:
 
 SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("accuracy", ("background", "architecture", "role", "run")),
-    TableSpec("localization_scores", ("background", "model", "method", "image"), float_digits=6),
-    TableSpec("localization_summary", ("background", "model", "method")),
-    TableSpec("localization_mixed_models", ("background", "metric", "method", "baseline"), significant=True),
-    TableSpec("localization_tukey", ("background", "metric", "group1", "group2"), significant=True),
-    TableSpec("localization_randomization", ("background", "model", "method", "metric")),
+    TableSpec("localization_scores", ("background", "run", "model", "method", "image"), float_digits=6),
+    TableSpec("localization_summary", ("background", "run", "model", "method")),
+    TableSpec("localization_mixed_models", ("background", "run", "metric", "method", "baseline"), significant=True),
+    TableSpec("localization_tukey", ("background", "run", "metric", "group1", "group2"), significant=True),
+    TableSpec("localization_randomization", ("background", "run", "model", "method", "metric")),
+    TableSpec("localization_run_variance", ("background", "component"), significant=True),
     TableSpec("plateau_study", ("variant", "background", "seed_index", "cap")),
     TableSpec("plateau_diagnosis", ("background", "input")),
     TableSpec("fidelity_scores", ("background", "model", "method", "image", "style", "unit"), float_digits=6),

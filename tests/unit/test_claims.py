@@ -187,10 +187,10 @@ def test_arun_rank_claims_on_two_runs():
     assert not _eval(BA.ARUN_SIG_LOWEST, _summary_runs(runs))["holds_1"]  # XRAI is now below it
 
 
-def test_a_table_without_run_column_is_run_0():
+def test_a_table_without_run_column_is_the_selected_run():
     s = _summary_runs([{**_ranked(BA.BUDDING_METHODS, "perlin"), **_ranked(BA.BUDDING_METHODS, "mri")}])
     row = _eval(BA.BUDDING_GRADIENT[0], s.drop(columns="run"))
-    assert row["n_runs"] == 1 and row["statistic_0"] == 1 and row["statistic_pooled"] == 1
+    assert row["n_runs"] == 1 and row["statistic_selected"] == 1 and row["statistic_pooled"] == 1
     assert row["verdict"] == "holds in every run"
 
 

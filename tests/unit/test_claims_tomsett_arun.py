@@ -170,3 +170,20 @@ def test_no_method_passes_all_four():
     assert ct.ARUN_NONE_PASSES_ALL.evaluate(t)["holds"].all()
     cv.loc[cv.method == "xrai", "verdict"] = "pass"
     assert ct.ARUN_NONE_PASSES_ALL.evaluate(t)["statistic"].iloc[0] == 2  # xrai on both backgrounds
+
+
+def test_per_run_utility_verdicts_meet_selected_run_trust_verdicts_through_the_selected_column():
+    # Perlin's selected run is 1, MRI's is 0; only the selected runs' XRAI passes utility.
+    util = pd.DataFrame([{"background": bg, "run": run, "selected": run == sel, "metric": "auprc",
+                          "baseline": "avg_mask", "method": m,
+                          "verdict": "pass" if (m == "xrai" and run == sel) else "did not pass"}
+                         for bg, sel in (("perlin", 1), ("mri", 0)) for run in (0, 1) for m in ARUN_METHODS])
+    rv = verdicts(lambda bg, m: "pass")
+    cv = pd.DataFrame([{"background": bg, "kind": k, "method": m, "baseline": "0.5", "verdict": "pass"}
+                       for bg in ("perlin", "mri") for k in ("repeatability", "reproducibility")
+                       for m in ARUN_METHODS])
+    t = {"localization_mixed_models": util, "randomization_verdicts": rv, "consistency_verdicts": cv}
+    ev = ct.ARUN_NONE_PASSES_ALL.evaluate(t).set_index("run")
+    assert ev["statistic"].to_dict() == {"selected": 2.0, "pooled": 2.0}  # xrai, both backgrounds
+    with pytest.raises(ValueError, match="no 'selected' column"):
+        ct.ARUN_NONE_PASSES_ALL.evaluate({**t, "localization_mixed_models": util.drop(columns="selected")})

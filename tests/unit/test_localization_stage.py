@@ -17,7 +17,7 @@ def _scores():
             rows.append(("baseline", "sobel", background, image, 0.3))
             if image < 2:
                 rows.append(("randomized", "gradient", background, image, 0.2))
-    df = pd.DataFrame(rows, columns=["model", "method", "background", "image", "auprc"])
+    df = pd.DataFrame(rows, columns=["model", "method", "background", "image", "auprc"]).assign(run=0, selected=True)
     for col in ("roc_auc", "ap", "prec99"):
         df[col] = df["auprc"]
     return df
@@ -44,7 +44,7 @@ def test_randomized_indices_are_a_prefix_of_scored_indices():
 def _verdicts(converged=True):
     return pd.DataFrame([
         {"metric": metric, "method": "gradient", "baseline": b, "role": role, "verdict": "pass",
-         "converged": converged, "background": bg}
+         "converged": converged, "background": bg, "run": 0, "selected": True}
         for metric in ("auprc", "ap") for bg in ("perlin", "mri") for b, role in (("avg_mask", "low"), ("unet", "high"))])
 
 

@@ -83,8 +83,10 @@ def test_wrong_arguments_name_the_signature(paper):
 
 
 def _scores(tmp_path, rows):
+    """Scores of the selected run 0, and of run 1 with every score 0.99: the report quotes only the selected run."""
     df = pd.DataFrame(rows, columns=["background", "model", "method", "image", "auprc", "constant_map"])
-    df.to_csv(tmp_path / "localization_scores.csv", index=False)
+    other = df.assign(run=1, selected=False, auprc=0.99)
+    pd.concat([df.assign(run=0, selected=True), other]).to_csv(tmp_path / "localization_scores.csv", index=False)
     return report.Tables(tmp_path)
 
 

@@ -17,7 +17,7 @@ def smoke(monkeypatch, tmp_path):
 
 
 def _tukey(**extra):
-    return pd.DataFrame({"background": ["perlin", "perlin"], "metric": ["ap", "ap"], "group1": ["a", "a"],
+    return pd.DataFrame({"background": ["perlin", "perlin"], "run": [0, 0], "metric": ["ap", "ap"], "group1": ["a", "a"],
                          "group2": ["b", "c"], "p_adj": [1.23456e-9, 0.5], **extra})
 
 
@@ -54,14 +54,14 @@ def test_save_table_formats_from_the_spec(smoke):
     assert lines[1].endswith(",1.235e-09") and lines[2].endswith(",0.5")  # 4 significant digits
     assert "1.235e-09" in path.with_suffix(".md").read_text()
     assert "localization_tukey.csv" in json.loads((path.parent / "provenance.json").read_text())
-    scores = pd.DataFrame({"background": ["mri"], "model": ["trained"], "method": ["gradient"], "image": [3],
+    scores = pd.DataFrame({"background": ["mri"], "model": ["trained"], "method": ["gradient"], "image": [3], "run": [0],
                            "ap": [0.123456789]})
     assert outputs.save_table(scores, "localization_scores", smoke).read_text().splitlines()[1].endswith(",0.123457")
 
 
 @pytest.mark.parametrize("df, name, fragment", [
     (_tukey().drop(columns="group2"), "localization_tukey", r"key column\(s\) \['group2'\] missing"),
-    (_tukey().assign(group2="b"), "localization_tukey", r"duplicate rows for key \['background', 'metric'"),
+    (_tukey().assign(group2="b"), "localization_tukey", r"duplicate rows for key \['background', 'run', 'metric'"),
     (_tukey(), "tukey", r"unknown table 'tukey'; valid tables: \["),
 ])
 def test_save_table_refuses_bad_tables(smoke, df, name, fragment):

@@ -4,10 +4,12 @@ trained-versus-randomized comparison, as one tidy table.
 
 Scoring protocol (one for all four metrics, Budding's): |map| over brain pixels,
 the first `localization.n_images` class-2 holdout images (randomized-weights maps:
-the first `localization.n_randomized_images` of them). `model` column:
-``trained`` (the selected classifier), ``randomized`` (the same network with every
-weight layer re-drawn from its initializer) and ``baseline`` (model-free maps and
-the average mask: Sobel edges, random, ``constant``, ``avg_mask``; and the U-Net's output).
+the first `localization.n_randomized_images` of them). Every classifier run is
+scored (``run``; ``selected``: the best on holdout, which the figures and paper.md's
+numbers show). `model` column: ``trained`` (the run's classifier), ``randomized`` (the
+same network with every weight layer re-drawn from its initializer) and ``baseline``
+(model-free maps and the average mask: Sobel edges, random, ``constant``, ``avg_mask``;
+and the U-Net's output), the same rows under every run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ LOW, HIGH = AVG_MASK, UNET
 # Metrics the pass/did-not-pass test runs on: Arun's AUPRC, and AP, which gives a
 # constant map the prevalence instead of ~0.5.
 VERDICT_METRICS = ("auprc", "ap")
+# Each classifier run is analysed on its own (issue 14); `selected` marks the best on holdout.
+RUN_KEYS = ["background", "run", "selected"]
 # Holm across the (method, baseline) comparisons of one background and metric,
 # as Arun et al.'s Tukey contrasts adjusted across their comparisons.
 P_ADJUST = "holm"
@@ -59,35 +63,51 @@ def _score(maps: np.ndarray, gt: np.ndarray, mask: np.ndarray, ids: np.ndarray) 
 
 
 def score_background(profile: Profile, models: ModelSet, background: str, methods, progress=True) -> pd.DataFrame:
+    """Per-image scores on one background for every classifier run (issue 14): the
+    trained and randomized maps of each run, and the baselines (model-free maps, the
+    U-Net, the average and the constant mask), computed once and repeated under each
+    run so that every run's analysis is complete on its own. ``selected`` marks the run
+    the other notebooks explain (the best on holdout)."""
     idx = scored_indices(profile)
     n_rand = len(randomized_indices(profile))
     with store.open_split(profile, SPLIT) as ho:
         gt, mask = ho.gt(idx), ho.mask(idx)
-    frames = []
+    selected = models.selected_run(background)
+    runs = [selected] + sorted(t.spec.run for t in models.runs(background) if t.spec.run != selected)
+    per_run, baselines = [], []
 
-    def add(model_kind, method, maps):
+    def scored(frames, model_kind, method, maps, run=None):
         n = len(maps)
         df = _score(maps, gt[:n], mask[:n], idx[:n])
-        frames.append(df.assign(background=background, model=model_kind, method=method))
+        frames.append(df.assign(background=background, run=run, model=model_kind, method=method))
 
-    trained, randomized = models.trained(background), models.randomized(background)
     for method in methods:
         m = registry.get(method)
         if method == UNET:
-            add("baseline", UNET, maps_stage.maps_for(profile, models, models.trained(background, "unet"), UNET, idx,
-                                                      progress=progress))
-            continue
-        if not m.needs_model:
-            add("baseline", method, maps_stage.maps_for(profile, models, trained, method, idx, progress=progress))
-            continue
-        add("trained", method, maps_stage.maps_for(profile, models, trained, method, idx, progress=progress))
-        add("randomized", method,
-            maps_stage.maps_for(profile, models, randomized, method, idx[:n_rand], progress=progress))
+            scored(baselines, "baseline", UNET,
+                   maps_stage.maps_for(profile, models, models.trained(background, "unet"), UNET, idx, progress))
+        elif not m.needs_model:
+            scored(baselines, "baseline", method,
+                   maps_stage.maps_for(profile, models, models.trained(background), method, idx, progress))
     avg = np.broadcast_to(average_mask(profile), gt.shape).astype(np.float32)
-    add("baseline", AVG_MASK, avg)
-    add("baseline", CONSTANT, np.ones(gt.shape, np.float32))
-    df = pd.concat(frames, ignore_index=True)
-    return df[["background", "model", "method", "image", *METRIC_COLUMNS, "constant_map"]]
+    scored(baselines, "baseline", AVG_MASK, avg)
+    scored(baselines, "baseline", CONSTANT, np.ones(gt.shape, np.float32))
+    # The selected run first: its maps are the ones 03 already cached.
+    for run in runs:
+        trained, randomized = models.trained(background, run=run), models.randomized(background, run=run)
+        for method in methods:
+            if method == UNET or not registry.get(method).needs_model:
+                continue
+            scored(per_run, "trained", method, maps_stage.maps_for(profile, models, trained, method, idx, progress), run)
+            scored(per_run, "randomized", method,
+                   maps_stage.maps_for(profile, models, randomized, method, idx[:n_rand], progress), run)
+    base = pd.concat(baselines, ignore_index=True)
+    trained_rows = pd.concat(per_run, ignore_index=True)
+    df = pd.concat([pd.concat([trained_rows[trained_rows.run == r], base.assign(run=r)]) for r in sorted(runs)],
+                   ignore_index=True)
+    df["run"] = df["run"].astype(int)
+    df["selected"] = df["run"] == selected
+    return df[["background", "run", "selected", "model", "method", "image", *METRIC_COLUMNS, "constant_map"]]
 
 
 def score_all(profile: Profile, models: ModelSet, methods=None, progress=True) -> pd.DataFrame:
@@ -98,19 +118,19 @@ def score_all(profile: Profile, models: ModelSet, methods=None, progress=True) -
 
 
 def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Mean, sd and bootstrap 95 % CI per (background, model, method, metric)."""
+    """Mean, sd and bootstrap 95 % CI per (background, run, model, method, metric)."""
     rng = np.random.default_rng(np.random.SeedSequence([profile.seed, 5]))
-    return stats.summarise(scores, by=("background", "model", "method"), metrics=METRIC_COLUMNS,
+    return stats.summarise(scores, by=RUN_KEYS + ["model", "method"], metrics=METRIC_COLUMNS,
                            n_boot=profile.localization.n_bootstrap, alpha=profile.localization.alpha, rng=rng)
 
 
 def summary_table(summary_long: pd.DataFrame, verdicts: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (background, model, method): number of images and of constant maps,
+    """One row per (background, run, model, method): number of images and of constant maps,
     mean and CI of each metric, and Arun's verdict against the low and high baselines
     for each metric in `verdicts` (columns ``<metric>_vs_low``, ``<metric>_vs_high``;
     " (not converged)" is appended where the mixed model did not converge). Verdicts
     exist only for the trained classifier's maps, which is what `pass_table` tests."""
-    keys = ["background", "model", "method"]
+    keys = [*RUN_KEYS, "model", "method"]
     wide = summary_long.pivot_table(index=keys, columns="metric", values=["mean", "ci_lo", "ci_hi"]).reset_index()
     wide.columns = ["_".join(c for c in col if c) for col in wide.columns]
     counts = scores.groupby(keys).agg(n_images=("image", "nunique"), n_constant_maps=("constant_map", "sum"))
@@ -119,7 +139,7 @@ def summary_table(summary_long: pd.DataFrame, verdicts: pd.DataFrame, scores: pd
         v = verdicts.assign(call=np.where(verdicts["converged"], verdicts["verdict"],
                                           verdicts["verdict"] + " (not converged)"),
                             column=verdicts["metric"] + "_vs_" + verdicts["role"])
-        calls = v.pivot_table(index=["background", "method"], columns="column", values="call", aggfunc="first")
+        calls = v.pivot_table(index=[*RUN_KEYS, "method"], columns="column", values="call", aggfunc="first")
         table = table.merge(calls.reset_index().assign(model="trained"), on=keys, how="left")
     return table
 
@@ -128,30 +148,36 @@ def randomization_summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFram
     """`summary` of trained and randomized maps on the same images (those with
     randomized maps), so that the two means compare like with like."""
     both = scores[scores.model.isin(["trained", "randomized"])]
-    paired = both[both.model == "randomized"][["background", "image"]].drop_duplicates()
-    return summary(both.merge(paired, on=["background", "image"]), profile)
+    paired = both[both.model == "randomized"][["background", "run", "image"]].drop_duplicates()
+    return summary(both.merge(paired, on=["background", "run", "image"]), profile)
 
 
 def pass_table(scores: pd.DataFrame, profile: Profile, metrics_: tuple[str, ...] = VERDICT_METRICS):
-    """Arun et al.'s test per background and metric: each trained-model method against
-    the low (average mask) and high (U-Net) baselines, p values Holm-adjusted within a
-    (background, metric); returns (verdicts, Tukey HSD), both with a ``metric`` column."""
+    """Arun et al.'s test per background, classifier run and metric: each trained-model
+    method against the low (average mask) and high (U-Net) baselines, p values
+    Holm-adjusted within a (background, run, metric); returns (verdicts, Tukey HSD),
+    both with ``run``, ``selected`` and ``metric`` columns. One test per run: the
+    ledger reads the runs' agreement (issue 14)."""
     verdicts, tukeys = [], []
     for metric in metrics_:
-        for background in BACKGROUNDS:
-            sub = scores[(scores.background == background) &
-                         ((scores.model == "trained") | scores.method.isin([LOW, HIGH]))]
+        for (background, run, selected), runs_rows in scores.groupby(RUN_KEYS, sort=False):
+            sub = runs_rows[(runs_rows.model == "trained") | runs_rows.method.isin([LOW, HIGH])]
             res = stats.compare_to_baselines(sub, metric, method_col="method", image_col="image", low=LOW, high=HIGH,
                                              alpha=profile.localization.alpha, p_adjust=P_ADJUST)
-            verdicts.append(res.table.assign(background=background))
-            tukeys.append(res.tukey.assign(background=background, metric=metric))
+            keys = {"background": background, "run": run, "selected": selected}
+            verdicts.append(_first(res.table.assign(**keys), list(keys)))
+            tukeys.append(_first(res.tukey.assign(**keys, metric=metric), list(keys)))
     return pd.concat(verdicts, ignore_index=True), pd.concat(tukeys, ignore_index=True)
+
+
+def _first(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    return df[cols + [c for c in df.columns if c not in cols]]
 
 
 # ---------------------------------------------------------------------- published tables and figures
 
 TABLE_NAMES = ("localization_scores", "localization_summary", "localization_randomization", "localization_tukey",
-               "localization_mixed_models")
+               "localization_mixed_models", "localization_run_variance")
 HEADLINE_COLUMNS = ["background", "method", "n_images", "n_constant_maps", "mean_roc_auc", "mean_ap", "mean_prec99",
                     "mean_auprc", "auprc_vs_low", "auprc_vs_high", "ap_vs_low", "ap_vs_high"]
 
@@ -166,6 +192,7 @@ def tables(scores: pd.DataFrame, profile: Profile) -> dict[str, pd.DataFrame]:
         "localization_randomization": randomization_summary(scores, profile),
         "localization_tukey": tukey,
         "localization_mixed_models": verdicts,
+        "localization_run_variance": run_variance(scores[scores.model == "trained"]),
         "localization_summary_long": summary_long,  # for the figures; not published
     }
 
@@ -176,22 +203,50 @@ def write_tables(tabs: dict[str, pd.DataFrame], profile: Profile) -> dict[str, o
 
 
 def headline(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The trained classifier's rows of the summary: means and verdicts, rounded for display."""
+    """The selected trained classifier's rows of the summary: means and verdicts, rounded for display."""
     table = tabs["localization_summary"]
-    return table[table.model == "trained"][HEADLINE_COLUMNS].round(3)
+    return table[table.selected & (table.model == "trained")][HEADLINE_COLUMNS].round(3)
 
 
 def figure2(tabs: dict[str, pd.DataFrame], background: str, methods=None):
-    """Budding et al.'s Figure 2 for one background (trained classifier)."""
+    """Budding et al.'s Figure 2 for one background (the selected trained classifier)."""
     long = tabs["localization_summary_long"]
-    trained = long[(long.model == "trained") & (long.background == background)]
+    trained = long[long.selected & (long.model == "trained") & (long.background == background)]
     return plots.budding_figure2(trained, maps_stage.all_methods() if methods is None else methods, background)
 
 
 def auprc_figure(tabs: dict[str, pd.DataFrame], background: str):
-    """Arun et al.'s AUPRC box plot against the low and high baselines (and the constant map)."""
-    return plots.auprc_boxplot(tabs["localization_scores"], background, LOW, HIGH, constant=CONSTANT)
+    """Arun et al.'s AUPRC box plot against the low and high baselines (and the constant map), selected run."""
+    scores = tabs["localization_scores"]
+    return plots.auprc_boxplot(scores[scores.selected], background, LOW, HIGH, constant=CONSTANT)
 
 
 def randomization_figure(tabs: dict[str, pd.DataFrame], metric: str = "auprc"):
-    return plots.trained_vs_random(tabs["localization_randomization"], metric)
+    r = tabs["localization_randomization"]
+    return plots.trained_vs_random(r[r.selected], metric)
+
+
+def run_spread_figure(tabs: dict[str, pd.DataFrame]):
+    """Mean AP per method for each classifier run (issue 14), every trained-model method."""
+    s = tabs["localization_scores"]
+    return plots.run_spread(s[s.model == "trained"])
+
+
+# ---------------------------------------------------------------------- run-level variance (issue 14)
+
+RUN_COMPONENTS = ("image", "run", "run:method")
+
+
+def run_variance(by_run: pd.DataFrame, metric: str = "ap") -> pd.DataFrame:
+    """Per background with two or more classifier runs: variance components of a
+    localization metric over (image, run, method) rows (`stats.run_mixed_model`,
+    `RUN_COMPONENTS`), with their share of the total."""
+    frames = []
+    for bg, g in by_run.groupby("background", sort=False):
+        if g["run"].nunique() < 2:
+            continue
+        res = stats.run_mixed_model(g, metric, components=RUN_COMPONENTS)
+        frames.append(res.variance.assign(background=bg, n_runs=g["run"].nunique(), n_methods=g["method"].nunique(),
+                                          converged=res.converged, note=res.note))
+    cols = ["background", "component", "variance", "share", "n_runs", "n_methods", "converged", "note"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

@@ -47,6 +47,7 @@ from salbench.data import store
 from salbench.metrics import similarity as sim
 from salbench.papers import ARUN_METHODS
 from salbench.pipeline import maps as maps_stage
+from salbench.pipeline.localization import run_variance
 from salbench.pipeline.models import ModelSet, ModelVariant
 from salbench.pipeline.selection import SPLIT, explained_indices
 from salbench.saliency import methods_common, pattern
@@ -296,23 +297,6 @@ def localization_by_run(profile: Profile, models: ModelSet, methods_=None, progr
                 frames.append(pd.DataFrame({"background": bg, "run": r, "selected": r == selected, "method": m,
                                             "image": idx, "ap": ap}))
     return pd.concat(frames, ignore_index=True)
-
-
-RUN_COMPONENTS = ("image", "run", "run:method")
-
-
-def run_variance(by_run: pd.DataFrame) -> pd.DataFrame:
-    """Per background with two or more runs: variance components of localization AP
-    (`stats.run_mixed_model`, `RUN_COMPONENTS`), with their share of the total."""
-    frames = []
-    for bg, g in by_run.groupby("background", sort=False):
-        if g["run"].nunique() < 2:
-            continue
-        res = stats.run_mixed_model(g, "ap", components=RUN_COMPONENTS)
-        frames.append(res.variance.assign(background=bg, n_runs=g["run"].nunique(), n_methods=g["method"].nunique(),
-                                          converged=res.converged, note=res.note))
-    cols = ["background", "component", "variance", "share", "n_runs", "n_methods", "converged", "note"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
 def testable(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
