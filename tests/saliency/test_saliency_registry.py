@@ -363,3 +363,43 @@ def test_pair_grayscale_matches_pair():
 
 def test_process_is_in_graph_mode():
     assert not tf.executing_eagerly()
+
+
+def tiny_densenet(seed=3):
+    """Concatenations (tensors read by several layers) and batch norm: the shape whose
+    analyzer graphs took a minute each to build before `keras_history_of_live_tensors`."""
+    rng = np.random.default_rng(seed)
+    inp = keras.Input((H, W, 1))
+    z = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    for _ in range(2):
+        y = keras.layers.BatchNormalization()(z)
+        y = keras.layers.Activation("relu")(y)
+        y = keras.layers.Conv2D(2, 3, padding="same")(y)
+        z = keras.layers.Concatenate()([z, y])
+    z = keras.layers.GlobalAveragePooling2D()(z)
+    out = keras.layers.Dense(2, activation="softmax")(z)
+    m = keras.Model(inp, out)
+    m.set_weights([rng.normal(0.5 if "moving_variance" in w.name else 0, 0.5, w.shape).astype("float32") ** 2
+                   if "moving_variance" in w.name else rng.normal(0, 0.5, w.shape).astype("float32")
+                   for w in m.weights])
+    return m
+
+
+@pytest.mark.parametrize("name", ["gradient", "guided_backprop", "lrp.z", "lrp.alpha_2_beta_1", "deep_taylor", "deconvnet"])
+def test_analyzers_built_on_live_tensors_equal_kerass_default_build(x, name):
+    import innvestigate
+    from keras.src.engine import base_layer_utils
+
+    model = tiny_densenet()
+    fast = methods_common.innvestigate_analyze(model, x, name, None)  # built on live tensors
+    assert base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION is False  # restored
+    default = innvestigate.analyzer.analyzers[name](methods_common.entry(model).logit_model,
+                                                    neuron_selection_mode="max_activation")
+    default.create_analyzer_model()  # Keras's default: constants evaluated one session call each
+    np.testing.assert_array_equal(fast, np.asarray(default.analyze(x), np.float32))
+    # Both follow weights assigned after the build (the cascades rely on it).
+    other = tiny_densenet(seed=4)
+    model.set_weights(other.get_weights())
+    np.testing.assert_array_equal(methods_common.innvestigate_analyze(model, x, name, None),
+                                  np.asarray(default.analyze(x), np.float32))
+    assert np.abs(fast - methods_common.innvestigate_analyze(model, x, name, None)).max() > 0
