@@ -91,26 +91,10 @@ import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from salbench.metrics import make_design, score_fidelity  # noqa: E402
+from salbench.provenance import cpu_model  # noqa: E402
 from salbench.metrics.fidelity import DIRECTIONS, unit_order  # noqa: E402
 
 H, W, C, N_CLASSES = 140, 192, 1, 3
-
-
-def cpu_model() -> str:
-    """The CPU's model name, with its family and model numbers (a VM may show only "AMD EPYC")."""
-    try:
-        info = {}
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if not line.strip():
-                    break
-                k, _, v = line.partition(":")
-                info[k.strip()] = v.strip()
-        if "model name" in info:
-            return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def small_cnn(seed: int = 0) -> tf.keras.Model:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from salbench import config, paths, seeding
+from salbench.provenance import cpu_model
 from salbench.data import store
 from salbench.models import training
 
@@ -42,16 +43,6 @@ VARIANTS = {
 COLUMNS = ["variant", "background", "seed_index", "seed", "steps_to_95", "cap", "optimizer_steps",
            "final_val_subset_accuracy", "holdout_accuracy_at_stop", "seconds", "standardize", "learning_rate",
            "warmup_steps", "precision", "batch_size", "cpu_model"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def run_one(profile: config.Profile, folder_data: Path, variant: str, background: str, seed_index: int,

@@ -90,12 +90,32 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name with its family and model numbers (a VM may show only "AMD
+    EPYC"): timings differ threefold between CPUs of this kind (AMX or not), so every
+    timing names it."""
+    try:
+        info = {}
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if not line.strip():
+                    break
+                k, _, v = line.partition(":")
+                info[k.strip()] = v.strip()
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def record(**extra) -> dict:
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_sha": git_sha(),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "packages": package_versions(),
         **extra,
     }
