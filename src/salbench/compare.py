@@ -169,7 +169,8 @@ class Conclusions:
             out.append(f"claim {r.claim_id} ({change})")
         keys = [c for c in self.verdicts.columns if c not in ("verdict_new", "verdict_reference", "reproduces")]
         for _, r in self.verdicts[~self.verdicts["reproduces"]].iterrows():
-            out.append(f"verdict {' '.join(str(r[k]) for k in keys)} ({r['verdict_reference']} -> {r['verdict_new']})")
+            where = " ".join(f"run {r[k]}" if k == "run" else str(r[k]) for k in keys)
+            out.append(f"verdict {where} ({r['verdict_reference']} -> {r['verdict_new']})")
         for r in self.rankings[~self.rankings["reproduces"]].itertuples():
             out.append(f"ranking {r.background} {r.model} {r.metric} (tau {r.tau:.2f}, p {r.p_value:.2g})")
         return out

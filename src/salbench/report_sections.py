@@ -361,11 +361,20 @@ def consistency_table(t: Tables, background: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# run_spread_table's sources: the table and the rows that are one classifier run's maps.
+RUN_SPREAD_SOURCES = {"trust": "trust_localization_by_run", "localization": "localization_scores"}
+
+
 @block
-def run_spread_table(t: Tables) -> str:
-    """Issue 14: mean localization AP per method for each classifier run on the trust images
-    (the selected run marked *), and the largest difference between runs."""
-    r = _read(t, "trust_localization_by_run")
+def run_spread_table(t: Tables, source: str = "trust") -> str:
+    """Issue 14: mean localization AP per method for each classifier run (the selected run
+    marked *), and the largest difference between runs; ``source`` "trust" (the trust
+    images, `trust_localization_by_run`) or "localization" (04's images, trained maps)."""
+    if source not in RUN_SPREAD_SOURCES:
+        raise ReportError(f"run_spread_table: source={source!r}; valid: {sorted(RUN_SPREAD_SOURCES)}")
+    r = _read(t, RUN_SPREAD_SOURCES[source])
+    if source == "localization":
+        r = r[r["model"] == "trained"]
     runs = sorted(r["run"].unique())
     sel = {bg: int(g.loc[g["selected"].astype(str) == "True", "run"].iloc[0])
            for bg, g in r.groupby("background") if (g["selected"].astype(str) == "True").any()}
@@ -384,13 +393,20 @@ def run_spread_table(t: Tables) -> str:
     return "\n".join(lines) + "\n"
 
 
+RUN_VARIANCE_TABLES = {"trust": "trust_run_variance", "localization": "localization_run_variance"}
+
+
 @number
-def run_share(t: Tables, background: str, component: str, digits: str = "0") -> str:
-    """Share (%) of localization-AP variance of a component of `trust_run_variance`."""
-    v = _read(t, "trust_run_variance")
+def run_share(t: Tables, background: str, component: str, digits: str = "0", source: str = "trust") -> str:
+    """Share (%) of localization-AP variance of a component (`trust_run_variance`, or with
+    source=localization `localization_run_variance`)."""
+    if source not in RUN_VARIANCE_TABLES:
+        raise ReportError(f"run_share: source={source!r}; valid: {sorted(RUN_VARIANCE_TABLES)}")
+    name = RUN_VARIANCE_TABLES[source]
+    v = _read(t, name)
     x = v[(v["background"] == _bg(background)) & (v["component"] == component)]
     if len(x) != 1:
-        raise ReportError(f"trust_run_variance: no {component!r} row for {background}; components "
+        raise ReportError(f"{name}: no {component!r} row for {background}; components "
                           f"{sorted(v['component'].unique())}")
     return f"{100 * float(x['share'].iloc[0]):.{int(digits)}f} %"
 
@@ -455,3 +471,24 @@ def fidelity_range(t: Tables, background: str, style: str, column: str, unit: st
     if means.empty:
         raise ReportError(f"fidelity_scores: no {column} on {background}/{style}/unit {unit}")
     return f"{fixed(means.min(), digits)} to {fixed(means.max(), digits)}"
+
+
+@number
+def verdicts_across_runs(t: Tables) -> str:
+    """Method-vs-baseline comparisons of `localization_mixed_models` (every run) with the same
+    verdict in every classifier run: "N of M"."""
+    m = t.read("localization_mixed_models")
+    keys = ["background", "metric", "method", "baseline"]
+    if "run" not in m.columns or m["run"].nunique() < 2:
+        raise ReportError("localization_mixed_models has one classifier run; nothing to agree across runs")
+    same = m.groupby(keys)["verdict"].nunique() == 1
+    return f"{int(same.sum())} of {len(same)}"
+
+
+@number
+def claims_unsettled(t: Tables, section: str) -> str:
+    """Claims of a paper.md section (ledger `section`) that hold in some runs but not all: "N of M"."""
+    c = t.claims[t.claims["section"] == str(section)]
+    if c.empty:
+        raise ReportError(f"claims.csv has no claim of section {section!r}; sections {sorted(t.claims['section'].unique())}")
+    return f"{int((c['verdict'] == 'holds in some runs').sum())} of {len(c)}"

@@ -146,7 +146,7 @@ def test_compare_claims_numeric_differences_only_reproduce(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     res = compare.compare_conclusions(str(ref), run)
     n = len(res.claims) + len(res.verdicts) + len(res.rankings)
-    assert len(res.claims) == 17 and len(res.verdicts) == 136 and len(res.rankings) == 8
+    assert len(res.claims) == 17 and len(res.verdicts) == 2 * 136 and len(res.rankings) == 8  # two runs
     assert last.startswith(f"{n} of {n} conclusions reproduce") and last.endswith("differing: none")
 
 
@@ -154,23 +154,25 @@ def test_compare_claims_names_one_flipped_verdict_and_a_flipped_claim(tmp_path, 
     ref, run = _numerically_different(tmp_path)
 
     def flip(d):
-        hit = (d.background == "perlin") & (d.metric == "auprc") & (d.method == "gradient") & (d.baseline == "avg_mask")
+        hit = ((d.background == "perlin") & (d.metric == "auprc") & (d.method == "gradient") & (d.baseline == "avg_mask")
+               & (d.run == 1))
         assert d.loc[hit, "verdict"].tolist() == ["pass"]
         return d.assign(verdict=d["verdict"].where(~hit, "did not pass"))
 
     _edit(run, "localization_mixed_models", flip)
     assert cli.main(["compare", "--claims", "--reference", str(ref), "--tables", str(run)]) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.endswith("differing: verdict perlin auprc gradient avg_mask (pass -> did not pass)")
-    assert "claims 17/17" in last and "verdicts 135/136" in last
+    assert last.endswith("differing: verdict perlin auprc gradient avg_mask run 1 (pass -> did not pass)")
+    assert "claims 17/17" in last and "verdicts 271/272" in last
 
     flipped = {}
 
-    def swap_patternnet(d):  # PatternNet's Perlin mAP to the other side of its MRI mAP
-        pn = (d.model == "trained") & (d.method == "patternnet")
-        perlin, mri = (float(d.loc[pn & (d.background == bg), "mean_ap"].iloc[0]) for bg in ("perlin", "mri"))
-        flipped["was_above"] = perlin > mri
-        d.loc[pn & (d.background == "perlin"), "mean_ap"] = mri - 0.1 if perlin > mri else mri + 0.1
+    def swap_patternnet(d):  # in every run, PatternNet's Perlin mAP to the other side of its MRI mAP
+        for run in d.run.unique():
+            pn = (d.model == "trained") & (d.method == "patternnet") & (d.run == run)
+            perlin, mri = (float(d.loc[pn & (d.background == bg), "mean_ap"].iloc[0]) for bg in ("perlin", "mri"))
+            assert flipped.setdefault("was_above", perlin > mri) == (perlin > mri)  # the same side in every run
+            d.loc[pn & (d.background == "perlin"), "mean_ap"] = mri - 0.1 if perlin > mri else mri + 0.1
         return d
 
     _edit(run, "localization_summary", swap_patternnet)
