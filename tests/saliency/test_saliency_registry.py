@@ -340,6 +340,20 @@ def test_cached_maps_keyed_and_stored(model, x, tmp_path, monkeypatch):
     assert meta["method"] == "gradient" and meta["split"] == "holdout" and meta["params"] == {"target": None}
     with pytest.raises(ValueError, match="indices"):
         maps_mod.cached_maps("model-abc", model, x, "gradient", split="holdout", indices=idx[:2], progress=False)
+    # load_model: called on a miss only, so a cached rerun loads no network.
+    loads = []
+
+    def load():
+        loads.append(1)
+        return model
+
+    hit = maps_mod.cached_maps("model-abc", None, x, "gradient", split="holdout", indices=idx, progress=False,
+                               load_model=load)
+    assert loads == [] and len(calls) == 5
+    np.testing.assert_array_equal(hit, a)
+    maps_mod.cached_maps("model-new", None, x, "gradient", split="holdout", indices=idx, progress=False,
+                         load_model=load)
+    assert loads == [1] and len(calls) == 6
 
 
 def test_array_parameters_are_hashed_by_content():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -65,9 +66,11 @@ def maps_key(model_key: str, method: str, params: dict, split: str, indices) -> 
 
 
 def cached_maps(model_key: str, model, x, method: str, *, split: str, indices, batch_size: int = 64,
-                progress: bool = True, **params) -> np.ndarray:
+                progress: bool = True, load_model: Callable | None = None, **params) -> np.ndarray:
     """`salbench.saliency.compute_maps` through the ``maps`` cache stage; `x` holds
-    images `indices` of `split`. `batch_size` and `progress` do not enter the key."""
+    images `indices` of `split`. `batch_size` and `progress` do not enter the key.
+    `load_model` (instead of `model`): called only when the maps must be computed, so a
+    cached rerun loads no network (a third of a cached 06_trust was spent loading them)."""
     idx = np.asarray(indices).ravel()
     if len(idx) != len(x):
         raise ValueError(f"{len(idx)} indices for {len(x)} images")
@@ -76,7 +79,8 @@ def cached_maps(model_key: str, model, x, method: str, *, split: str, indices, b
     key = maps_key(model_key, method, full, split, idx)
 
     def build(tmp: Path) -> dict:
-        maps = compute_maps(model, x, method, batch_size=batch_size, progress=progress, **full)
+        net = model if load_model is None else load_model()
+        maps = compute_maps(net, x, method, batch_size=batch_size, progress=progress, **full)
         np.save(tmp / MAPS_FILE, maps)
         np.save(tmp / INDICES_FILE, idx.astype(np.int64))
         return {"shape": list(maps.shape)}
@@ -153,11 +157,12 @@ def maps_for(profile: Profile, models: ModelSet, variant: ModelVariant, method: 
     m = registry.get(method)
     params = method_params(profile, models, variant, method)
     x = holdout_images(profile, variant.background, indices)
-    # After the resources: fitting patterns may have assigned another variant's weights.
-    model = models.model(variant) if m.needs_model else None
+    # Loaded after the resources (fitting patterns may have assigned another variant's
+    # weights), and only on a cache miss.
+    load = (lambda: models.model(variant)) if m.needs_model else None
     # Model-free maps are keyed by the variant too: it names the data and background.
-    return cached_maps(models.key(variant), model, x, method, split=SPLIT, indices=indices,
-                       batch_size=profile.saliency.batch_size, progress=progress, **params)
+    return cached_maps(models.key(variant), None, x, method, split=SPLIT, indices=indices,
+                       batch_size=profile.saliency.batch_size, progress=progress, load_model=load, **params)
 
 
 def variant_for(models: ModelSet, background: str, method: str) -> ModelVariant:
