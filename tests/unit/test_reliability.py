@@ -211,3 +211,12 @@ def test_alpha_and_inter_method_tables():
         alpha_table(df, metrics, sets, rng=np.random.default_rng(0), n_boot=5, group_by=["unit"])
     with pytest.raises(ValueError, match="level_of_measurement"):
         ranking_alpha(wide.to_numpy(), level_of_measurement="nominal")
+
+
+def test_alpha_of_rankings_tied_everywhere_is_undefined_not_an_error():
+    # Every method scores the same on every image (a seed-2022 quick run: a Perlin cell where no
+    # perturbation moved the output): krippendorff refuses a one-value domain; alpha is NaN.
+    tied = np.zeros((6, 4))
+    assert np.isnan(ranking_alpha(tied))
+    res = ranking_alpha_ci(tied, rng=np.random.default_rng(0), n_boot=20)
+    assert np.isnan(res.alpha) and np.isnan(res.ci_low) and res.n_images == 6 and res.n_boot_undefined == 20

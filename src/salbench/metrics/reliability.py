@@ -114,7 +114,10 @@ def ranking_alpha(scores, *, level_of_measurement: str = "ordinal") -> float:
     _check_choice("level_of_measurement", level_of_measurement, LEVELS)
     s, _ = complete_rows(_as_scores(scores))
     _need_images(len(s), "alpha")
-    return float(krippendorff.alpha(reliability_data=within_image_ranks(s), level_of_measurement=level_of_measurement))
+    ranks = within_image_ranks(s)
+    if np.unique(ranks).size < 2:  # every method tied on every image: alpha is 0/0
+        return float("nan")
+    return float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,10 @@ def ranking_alpha_ci(
     n = len(s)
     _need_images(n, "alpha")
     ranks = within_image_ranks(s)
-    alpha = float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
     domain = np.unique(ranks)
+    if domain.size < 2:  # every method tied on every image (e.g. no perturbation moves the output): 0/0
+        return AlphaCI(float("nan"), float("nan"), float("nan"), n, n_excluded, int(n_boot), int(n_boot))
+    alpha = float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
     onehot = (ranks[:, :, None] == domain).reshape(n, -1).astype(np.float64)  # (images, methods * values)
     boots = np.empty(int(n_boot))
     for sl in batch_slices(int(n_boot), _BOOT_CHUNK):
