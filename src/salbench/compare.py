@@ -262,7 +262,10 @@ def compare_conclusions(reference: str = "HEAD", tables_dir: Path | None = None)
 
     required = ("localization_summary", "localization_mixed_models")
     names = tuple(dict.fromkeys([*claims.claim_tables(), *required]))
-    new = read_tables(tables_dir or paths.repo_root() / "tables", names, required)
+    folder = Path(tables_dir) if tables_dir else paths.repo_root() / "tables"
+    if not folder.is_dir():
+        raise ValueError(f"tables folder {str(folder)!r} does not exist; give a folder of this run's tables/*.csv")
+    new = read_tables(folder, names, required)
     ref = read_tables(reference, names, required)
     # A side made before some analysis existed lacks its tables: its claims count as "missing".
     claim_cmp = claims.compare_claims(claims.build_ledger(new, skip_missing=True),

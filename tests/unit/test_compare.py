@@ -180,3 +180,8 @@ def test_compare_claims_names_one_flipped_verdict_and_a_flipped_claim(tmp_path, 
     assert not res.ok
     change = "holds in every run -> holds in no run" if flipped["was_above"] else "holds in no run -> holds in every run"
     assert f"claim budding_patternnet_perlin_gt_mri ({change})" in res.differing()
+
+
+def test_compare_claims_names_a_missing_tables_folder_as_such(tmp_path):
+    with pytest.raises(ValueError, match="tables folder .*nope.* does not exist"):
+        compare.compare_conclusions("HEAD", tmp_path / "nope")
