@@ -39,10 +39,15 @@ VARIANTS = {
     "standardize_lr5e-4_warmup100": {"standardize": True, "learning_rate": 5e-4, "warmup_steps": 100},
     "standardize_lr1e-3_warmup100": {"standardize": True, "learning_rate": 1e-3, "warmup_steps": 100},
     "lr1e-3_warmup100": {"learning_rate": 1e-3, "warmup_steps": 100},
+    # The GPU screen's choice (benchmarks/plateau_screen_torch.py): a 300-step curriculum from
+    # black lesions on a background at a quarter of its contrast, with the setting above.
+    "curriculum300_standardize_lr3e-4_warmup100": {
+        "standardize": True, "learning_rate": 3e-4, "warmup_steps": 100, "curriculum_steps": 300,
+        "curriculum_lesion_intensity": 0.0, "curriculum_contrast": 0.25},
 }
 COLUMNS = ["variant", "background", "seed_index", "seed", "steps_to_95", "cap", "optimizer_steps",
            "final_val_subset_accuracy", "holdout_accuracy_at_stop", "seconds", "standardize", "learning_rate",
-           "warmup_steps", "precision", "batch_size", "cpu_model"]
+           "warmup_steps", "curriculum_steps", "precision", "batch_size", "cpu_model"]
 
 
 def run_one(profile: config.Profile, folder_data: Path, variant: str, background: str, seed_index: int,
@@ -63,7 +68,7 @@ def run_one(profile: config.Profile, folder_data: Path, variant: str, background
         "final_val_subset_accuracy": round(curve[-1][1], 4) if curve else float("nan"),
         "holdout_accuracy_at_stop": round(meta["holdout_accuracy"], 4), "seconds": round(time.time() - start, 1),
         "standardize": train_cfg.standardize, "learning_rate": train_cfg.learning_rate,
-        "warmup_steps": train_cfg.warmup_steps, "precision": train_cfg.precision,
+        "warmup_steps": train_cfg.warmup_steps, "curriculum_steps": train_cfg.curriculum_steps, "precision": train_cfg.precision,
         "batch_size": train_cfg.batch_size, "cpu_model": cpu_model(),
     }
 
@@ -83,6 +88,8 @@ def main(argv=None) -> None:
     profile = config.load_profile("quick")
     folder_data = store.ensure_dataset(profile, progress=False)
     done = pd.read_csv(args.out) if args.out.is_file() else pd.DataFrame(columns=COLUMNS)
+    if "curriculum_steps" not in done:  # rows from before the option existed
+        done["curriculum_steps"] = 0
     for variant in args.variants:
         for background in args.backgrounds:
             for i in args.seeds:

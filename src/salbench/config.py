@@ -104,6 +104,20 @@ class TrainConfig:
     # default, and left out of the model cache key when off.
     standardize: bool = False
     warmup_steps: int = 0
+    # Ours (issue 12's plateau study): an easy-to-hard curriculum over the first
+    # `curriculum_steps` optimizer steps. At step 0 the lesions keep
+    # `curriculum_lesion_intensity` of the background (the data: `data.lesion_intensity`)
+    # and the background's in-brain contrast around its mean is `curriculum_contrast`
+    # (the data: 1); both move linearly to the data's values by `curriculum_steps`, and
+    # from then on the network trains on the data as generated. 0: no curriculum.
+    curriculum_steps: int = 0
+    curriculum_lesion_intensity: float = 0.0
+    curriculum_contrast: float = 1.0
+    # Optimizer steps per "epoch" (ours): the unit of max_epochs, patience, loss_stop and
+    # validation, so a short run can stop when it has learned instead of at the end of a
+    # pass over the data. The data still run in full passes, one after the other. None:
+    # one pass over the training images (the paper).
+    steps_per_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +333,11 @@ def _build_section(section: str, cls: type, values: dict):
     return cls(**kwargs)
 
 
+def data_config_from_dict(values: dict) -> DataConfig:
+    """A DataConfig from its `as_dict` form (e.g. a data cache entry's meta.json)."""
+    return _build_section("data", DataConfig, values)
+
+
 def _validate(p: Profile) -> None:
     d = p.data
     h, w = d.image_shape
@@ -374,6 +393,19 @@ def _validate(p: Profile) -> None:
             raise ConfigError(f"{name}: min_delta and loss_stop must be >= 0")
         if t.warmup_steps < 0:
             raise ConfigError(f"{name}.warmup_steps={t.warmup_steps}: must be >= 0")
+        if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
+            raise ConfigError(f"{name}.steps_per_epoch={t.steps_per_epoch}: must be >= 1 or null (one pass)")
+        if t.curriculum_steps < 0:
+            raise ConfigError(f"{name}.curriculum_steps={t.curriculum_steps}: must be >= 0 (0: no curriculum)")
+        if not 0 <= t.curriculum_lesion_intensity < 1:
+            raise ConfigError(f"{name}.curriculum_lesion_intensity={t.curriculum_lesion_intensity}: must be in "
+                              "[0, 1) (the lesion intensity at the curriculum's first step)")
+        if not 0 < t.curriculum_contrast <= 1:
+            raise ConfigError(f"{name}.curriculum_contrast={t.curriculum_contrast}: must be in (0, 1] "
+                              "(the background contrast at the curriculum's first step)")
+        if t.curriculum_steps and name != "classifier":
+            raise ConfigError(f"{name}.curriculum_steps={t.curriculum_steps}: only the classifier trains "
+                              "with a curriculum; use 0")
         if t.standardize and t.architecture != "vgg":
             raise ConfigError(f"{name}.standardize=true: only the VGG-like classifier has a standardization "
                               f"layer (architecture is {t.architecture!r})")

@@ -19,9 +19,11 @@ FLOAT32_ATOL = 1e-5
 
 
 def _old_key(spec: training.ModelSpec) -> str:
-    """The key as computed before `standardize` and `warmup_steps` existed (and without `runs`,
-    which stopped being part of a model's identity later)."""
-    train = {k: v for k, v in config.as_dict(spec.train).items() if k not in ("standardize", "warmup_steps", "runs")}
+    """The key as computed before `standardize`, `warmup_steps`, the curriculum and `steps_per_epoch` existed (and
+    without `runs`, which stopped being part of a model's identity later)."""
+    new = ("standardize", "warmup_steps", "curriculum_steps", "curriculum_lesion_intensity", "curriculum_contrast",
+           "steps_per_epoch")
+    train = {k: v for k, v in config.as_dict(spec.train).items() if k not in (*new, "runs")}
     return config.config_hash(
         {"role": spec.role, "background": spec.background, "run": spec.run, "seed": spec.seed,
          "data_key": spec.data_key, "training_version": training.TRAINING_VERSION}, train)
@@ -145,4 +147,91 @@ def test_standardized_warmup_training_saves_the_fixed_layer(tmp_path, monkeypatc
     assert kernel.ravel()[0] == np.float32(1 / sd) and bias[0] == np.float32(-mean / sd)
     table = training.accuracy_table([m])
     assert {"steps_to_95", "seed"} <= set(table.columns) and table.seed.iloc[0] == m.spec.seed
+    tf.keras.backend.clear_session()
+
+
+# ------------------------------------------------------------------- curriculum
+
+CURRICULUM = dict(classifier__curriculum_steps=4, classifier__curriculum_lesion_intensity=0.0,
+                  classifier__curriculum_contrast=0.25)
+
+
+def _curriculum_batch(n=6):
+    """A smoke-profile batch with its labels, brain masks and corners, and the curriculum."""
+    from salbench.data import generator
+
+    profile = load_profile("smoke", **CURRICULUM)
+    s = generator.generate(profile.data, profile.seed, "train", np.arange(n))
+    x = s.x["perlin"][..., None]
+    return profile, training.Curriculum(profile.classifier, profile.data), x, s
+
+
+def test_curriculum_schedule_ends_at_the_data():
+    _, cur, _, _ = _curriculum_batch()
+    np.testing.assert_allclose([cur.at(t) for t in (0, 2, 4, 9)],
+                               [(0.0, 0.25), (0.15, 0.625), (0.3, 1.0), (0.3, 1.0)], rtol=1e-12)
+
+
+def test_curriculum_batches_equal_regenerated_data_and_pass_through_after_it():
+    from salbench.data import generator
+
+    profile, cur, x, s = _curriculum_batch()
+    assert cur.apply(x, s.y, s.mask, s.corners, 4) is x  # from step `steps` on: the data as generated
+    # Contrast 1 and the data's intensity: the recovered lesion-free image times the lesion map is x.
+    cur.lesion_start, cur.contrast_start = profile.data.lesion_intensity, 1.0
+    np.testing.assert_allclose(cur.apply(x, s.y, s.mask, s.corners, 0), x, rtol=0, atol=1e-6)
+    # Black lesions (intensity 0) are the data regenerated with lesion_intensity 0.
+    cur.lesion_start = 0.0
+    black = generator.generate(dataclasses.replace(profile.data, lesion_intensity=0.0), profile.seed, "train",
+                               np.arange(len(s.y)))
+    np.testing.assert_allclose(cur.apply(x, s.y, s.mask, s.corners, 0), black.x["perlin"][..., None],
+                               rtol=0, atol=1e-5)
+
+
+def test_curriculum_contrast_keeps_the_in_brain_mean_and_zero_outside():
+    profile, cur, x, s = _curriculum_batch()
+    cur.lesion_start = profile.data.lesion_intensity  # contrast only
+    out = cur.apply(x, s.y, s.mask, s.corners, 0)[..., 0]
+    clean = x[..., 0]
+    for k in np.flatnonzero(s.y == 0):  # lesion-free images: contrast alone
+        inside = s.mask[k]
+        assert out[k][inside].mean() == pytest.approx(clean[k][inside].mean(), rel=1e-5)
+        assert out[k][inside].std() == pytest.approx(0.25 * clean[k][inside].std(), rel=1e-4)
+        assert not out[k][~inside].any()
+
+
+def test_curriculum_config_validation_and_keys():
+    for key, value, match in (("curriculum_steps", -1, "classifier.curriculum_steps=-1"),
+                              ("curriculum_lesion_intensity", 1.0, "curriculum_lesion_intensity=1.0"),
+                              ("curriculum_contrast", 0.0, "curriculum_contrast=0.0")):
+        with pytest.raises(ConfigError, match=match):
+            load_profile("smoke", **{f"classifier__{key}": value})
+    with pytest.raises(ConfigError, match="second.curriculum_steps=5: only the classifier"):
+        load_profile("smoke", second__curriculum_steps=5)
+    assert load_profile("paper").classifier.curriculum_steps == 0
+    off = training.spec_for(load_profile("smoke"), "classifier", "mri", 0)
+    on = training.spec_for(load_profile("smoke", **CURRICULUM), "classifier", "mri", 0)
+    assert off.key == _old_key(off) and on.key != off.key
+
+
+def test_curriculum_training_runs_and_is_deterministic(tmp_path, monkeypatch):
+    _, a = _train(tmp_path / "a", monkeypatch, **CURRICULUM)
+    _, b = _train(tmp_path / "b", monkeypatch, **CURRICULUM)
+    _, plain = _train(tmp_path / "c", monkeypatch)
+    assert a.meta["weights_sha256"] == b.meta["weights_sha256"] != plain.meta["weights_sha256"]
+    assert a.meta["train_config"]["curriculum_steps"] == 4
+    tf.keras.backend.clear_session()
+
+
+def test_steps_per_epoch_cuts_passes_without_changing_the_data_order(tmp_path, monkeypatch):
+    # Epochs of one pass (4 steps of 8 of the 32 images) either way: the same weights.
+    _, passes = _train(tmp_path / "a", monkeypatch, classifier__max_epochs=2)
+    _, cut = _train(tmp_path / "b", monkeypatch, classifier__max_epochs=2, classifier__steps_per_epoch=4)
+    assert passes.meta["weights_sha256"] == cut.meta["weights_sha256"] and cut.meta["optimizer_steps"] == 8
+    # Epochs of half a pass: three of them are 6 steps; validation and loss_stop after each.
+    _, half = _train(tmp_path / "c", monkeypatch, classifier__max_epochs=3, classifier__steps_per_epoch=2,
+                     classifier__loss_stop=0.0, classifier__patience=10)
+    assert half.meta["optimizer_steps"] == 6 and half.meta["epochs"] == 3
+    with pytest.raises(ConfigError, match="classifier.steps_per_epoch=0"):
+        load_profile("smoke", classifier__steps_per_epoch=0)
     tf.keras.backend.clear_session()

@@ -139,6 +139,18 @@ def generate(cfg: DataConfig, seed: int, split: str, indices) -> Samples:
     return Samples(x=x, y=y, gt=gt, mask=masks, corners=corners)
 
 
+def lesion_windows(y: np.ndarray, corners: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """(N, H, W) float32: each lesion's window (peak 1, `lesion_window`) where class-2 images
+    carry lesions, 0 elsewhere; the image is then x_lesion_free * (1 - (1 - intensity) * window)."""
+    out = np.zeros((len(y), *cfg.image_shape), np.float32)
+    window = lesion_window(cfg.lesion_diameter, cfg.lesion_window)
+    d = cfg.lesion_diameter
+    for k in np.flatnonzero(np.asarray(y) == 1):
+        for r, c in corners[k]:
+            out[k, r : r + d, c : c + d] = window  # lesion squares never overlap
+    return out
+
+
 def lesion_map(samples: Samples, cfg: DataConfig) -> np.ndarray:
     """(N, H, W) multiplicative lesion map: 1 - (1 - intensity) * window inside lesions, 1 elsewhere
     (see `lesion_factor_of`)."""

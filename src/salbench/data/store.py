@@ -150,9 +150,11 @@ class SplitReader:
         return self._rows("corners", index).astype(np.int64)
 
     def iter_batches(self, background: str, batch_size: int, rng: np.random.Generator | None = None,
-                     n: int | None = None, block_size: int = 2048, target: str = "class"):
+                     n: int | None = None, block_size: int = 2048, target: str = "class", lesions: bool = False):
         """Yield (x, target) batches over the first `n` images; target "class": one-hot
         labels (N, 2); "gt": ground-truth masks as float32 (N, H, W, 1) for segmentation.
+        `lesions`: yield (x, target, y, mask, corners) instead (labels, brain masks and
+        lesion corners of the same images, for a curriculum).
 
         Shuffled (if `rng`) without loading the split: block order is permuted and
         images are permuted inside each block, reading contiguous blocks of at most
@@ -167,22 +169,29 @@ class SplitReader:
         starts = np.arange(0, n, block_size)
         if rng is not None:
             starts = rng.permutation(starts)
-        carry_x = carry_y = None
+        carry = None
         for s in starts:
             stop = min(s + block_size, n)
-            bx = self.x(background, slice(s, stop))
-            by = self.y(slice(s, stop)) if target == "class" else self.gt(slice(s, stop)).astype(np.float32)[..., None]
+            block = [self.x(background, slice(s, stop)),
+                     self.y(slice(s, stop)) if target == "class" else self.gt(slice(s, stop)).astype(np.float32)[..., None]]
+            if lesions:
+                block += [self.y(slice(s, stop)), self.mask(slice(s, stop)), self.corners(slice(s, stop))]
             if rng is not None:
                 order = rng.permutation(stop - s)
-                bx, by = bx[order], by[order]
-            if carry_x is not None:
-                bx, by = np.concatenate([carry_x, bx]), np.concatenate([carry_y, by])
-            full = (len(by) // batch_size) * batch_size
+                block = [a[order] for a in block]
+            if carry is not None:
+                block = [np.concatenate([c, a]) for c, a in zip(carry, block)]
+            full = (len(block[0]) // batch_size) * batch_size
             for i in range(0, full, batch_size):
-                yield bx[i : i + batch_size], encode(by[i : i + batch_size])
-            carry_x, carry_y = bx[full:], by[full:]
-        if carry_x is not None and len(carry_y):
-            yield carry_x, encode(carry_y)
+                yield self._batch(block, slice(i, i + batch_size), encode)
+            carry = [a[full:] for a in block]
+        if carry is not None and len(carry[0]):
+            yield self._batch(carry, slice(None), encode)
+
+    @staticmethod
+    def _batch(block, rows, encode):
+        x, t, *rest = (a[rows] for a in block)
+        return (x, encode(t), *rest)
 
 
 def open_split(profile: Profile, split: str) -> SplitReader:

@@ -51,7 +51,8 @@ TARGET_ACCURACY = 0.95
 STANDARDIZE_IMAGES = 2048
 # Train-config keys added after models were cached; left out of the cache key while at
 # these defaults so existing configs keep their keys (and their cached weights).
-_KEY_OPTIONAL = {"standardize": False, "warmup_steps": 0}
+_KEY_OPTIONAL = {"standardize": False, "warmup_steps": 0, "curriculum_steps": 0,
+                 "curriculum_lesion_intensity": 0.0, "curriculum_contrast": 1.0, "steps_per_epoch": None}
 
 
 class CorruptModelError(RuntimeError):
@@ -223,15 +224,62 @@ def _steps_callback(x_val: np.ndarray | None, y_val: np.ndarray | None, max_step
 # ------------------------------------------------------------------------ datasets
 
 
-def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str):
-    """tf.data over the on-disk split (target "class" or "gt"); `seed` None: no shuffling."""
+class Curriculum:
+    """The easy-to-hard curriculum of `TrainConfig.curriculum_steps` (ours, issue 12).
+
+    Batch k (0-based) is used at optimizer step k + 1; at step t, with f = min(t / steps, 1),
+    the lesions keep lesion_start + f * (intensity - lesion_start) of the background and
+    the background's in-brain contrast around each image's in-brain mean is
+    contrast_start + f * (1 - contrast_start). The lesion-free background is recovered
+    exactly (up to float32 rounding) from the stored image and lesion corners, since the
+    data multiply it by 1 - (1 - intensity) * window. From step `steps` on, batches pass
+    through unchanged."""
+
+    def __init__(self, train: TrainConfig, data_cfg: config.DataConfig):
+        self.steps = train.curriculum_steps
+        self.lesion_start, self.contrast_start = train.curriculum_lesion_intensity, train.curriculum_contrast
+        self.data_cfg = data_cfg
+        self.intensity = data_cfg.lesion_intensity
+
+    def at(self, step: int) -> tuple[float, float]:
+        """(lesion intensity, background contrast) of the batch used at optimizer step `step`."""
+        f = min(step / self.steps, 1.0)
+        return (self.lesion_start + f * (self.intensity - self.lesion_start),
+                self.contrast_start + f * (1.0 - self.contrast_start))
+
+    def apply(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, corners: np.ndarray, step: int) -> np.ndarray:
+        if step >= self.steps:
+            return x
+        from salbench.data import generator
+
+        lesion, contrast = self.at(step)
+        window = generator.lesion_windows(y, corners, self.data_cfg)[..., None]
+        clean = x / (1.0 - (1.0 - self.intensity) * window)
+        if contrast != 1.0:
+            m = mask[..., None].astype(np.float32)
+            mean = (clean * m).sum((1, 2, 3), keepdims=True) / np.maximum(m.sum((1, 2, 3), keepdims=True), 1.0)
+            clean = (mean + contrast * (clean - mean)) * m
+        return (clean * (1.0 - (1.0 - lesion) * window)).astype(np.float32)
+
+
+def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str,
+             curriculum: Curriculum | None = None):
+    """tf.data over the on-disk split (target "class" or "gt"); `seed` None: no shuffling;
+    `curriculum`: its step counts batches across epochs."""
     import tensorflow as tf
 
     h, w = reader.x(background, slice(0, 1)).shape[1:3]
     rng = np.random.default_rng(seed) if seed is not None else None
+    batches_made = [0]
 
     def gen():
-        yield from reader.iter_batches(background, batch_size, rng=rng, n=n, target=target)
+        if curriculum is None:
+            yield from reader.iter_batches(background, batch_size, rng=rng, n=n, target=target)
+            return
+        for x, t, y, mask, corners in reader.iter_batches(background, batch_size, rng=rng, n=n, target=target,
+                                                         lesions=True):
+            batches_made[0] += 1
+            yield curriculum.apply(x, y, mask, corners, batches_made[0]), t
 
     y_spec = (tf.TensorSpec((None, 2), tf.float32) if target == "class"
               else tf.TensorSpec((None, h, w, 1), tf.float32))
@@ -311,12 +359,17 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
                 model.compile(_optimizer(t), "categorical_crossentropy", metrics=["accuracy"])
             else:
                 model.compile(_optimizer(t), _dice_bce_loss())
-            train_ds = _dataset(tr, spec.background, t.batch_size, n_train, spec.seed, target)
+            curriculum = (Curriculum(t, config.data_config_from_dict(cache.read_meta(folder_data)["data_config"]))
+                          if t.curriculum_steps else None)
+            train_ds = _dataset(tr, spec.background, t.batch_size, n_train, spec.seed, target, curriculum)
             val_ds = _dataset(va, spec.background, t.val_batch_size, n_val, None, target)
             steps = int(np.ceil(n_train / t.batch_size))
+            if t.steps_per_epoch:  # successive passes, cut into epochs of steps_per_epoch
+                train_ds, steps = train_ds.repeat(), t.steps_per_epoch
             desc = f"{spec.role}/{t.architecture}/{spec.background}/run{spec.run}"
             start = time.time()
             hist = model.fit(train_ds, validation_data=val_ds, epochs=t.max_epochs,
+                             steps_per_epoch=t.steps_per_epoch,
                              callbacks=[counter, *_callbacks(t, steps, desc, progress)], verbose=0)
             recalibrated = recalibrate_batchnorm(model, tr, spec.background, t.batch_size, n_train)
             seconds = time.time() - start
@@ -467,7 +520,7 @@ def accuracy_table(models: list[TrainedModel]):
         "background": m.spec.background, "architecture": m.meta["architecture"], "role": m.spec.role,
         "run": m.spec.run, "seed": m.spec.seed, "epochs": m.meta["epochs"],
         "holdout_accuracy": m.meta["holdout_accuracy"], "holdout_dice": m.meta["holdout_dice"],
-        "seconds_per_epoch": m.meta["seconds_per_epoch"],
+        "seconds_per_epoch": m.meta["seconds_per_epoch"], "optimizer_steps": m.meta.get("optimizer_steps"),
         # None for U-Nets and for models cached before the measurement existed.
         "steps_to_95": m.meta.get("steps_to_95"), "key": m.key,
     } for m in models]
