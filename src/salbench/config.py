@@ -95,8 +95,10 @@ class TrainConfig:
     n_train_images: int | None = None
     n_val_images: int | None = None
     # "float32" (the paper) or "mixed_bfloat16": bf16 compute with float32 weights,
-    # about 4x faster on CPUs with AMX. Saved weights are float32 either way and
-    # saliency always runs in float32.
+    # about 4x faster on CPUs with AMX; "auto": mixed_bfloat16 where the CPU has bf16
+    # instructions (AMX or AVX-512 BF16) or a GPU is present, else float32
+    # (`training.resolve_precision`; benchmarks/bench_precision.py). Saved weights are
+    # float32 either way and saliency always runs in float32.
     precision: str = "float32"
     # Ours, not the paper's (see benchmarks/plateau_study.py): a fixed first layer that
     # standardizes the input with the training set's mean and SD, and a linear
@@ -266,7 +268,7 @@ PROFILE_SUFFIXES = (".yaml", ".yml")
 
 ARCHITECTURES = ("vgg", "densenet121", "densenet_small", "unet")
 OPTIMIZERS = ("sgd", "adam")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 LESION_WINDOWS = ("disc", "square")
 TRUST_ORDERS = ("top_down", "bottom_up", "single")
 

@@ -64,6 +64,7 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("localization_randomization", ("background", "run", "model", "method", "metric")),
     TableSpec("localization_run_variance", ("background", "component"), significant=True),
     TableSpec("plateau_study", ("variant", "background", "seed_index", "cap")),
+    TableSpec("plateau_screen", ("variant", "background", "seed")),
     TableSpec("plateau_diagnosis", ("background", "input")),
     TableSpec("fidelity_scores", ("background", "model", "method", "image", "style", "unit"), float_digits=6),
     TableSpec("fidelity_random_baseline", ("background", "unit", "style", "L"), float_digits=6),

@@ -158,14 +158,14 @@ def test_overridden_profile_is_named_honestly_and_does_not_publish():
     smoke_pub = config.resolve_profile("smoke", sets=["publish=true"])
     assert smoke_pub.publish and smoke_pub.overrides == ("publish=true",) and smoke_pub.name.startswith("smoke+")
     # An override that changes nothing is no override.
-    assert config.resolve_profile("quick", sets=["classifier.max_epochs=5"]) == plain
+    assert config.resolve_profile("quick", sets=["classifier.max_epochs=8"]) == plain
     # kwargs overrides follow the same rule.
     assert load_profile("quick", classifier__max_epochs=1) == p
 
 
 def test_a_file_may_not_pose_as_a_builtin_profile(tmp_path):
     f = tmp_path / "quick.yaml"
-    f.write_text((config.profile_path("quick")).read_text().replace("max_epochs: 5", "max_epochs: 4"))
+    f.write_text((config.profile_path("quick")).read_text().replace("max_epochs: 8", "max_epochs: 4"))
     with pytest.raises(ConfigError, match=r"calls itself 'quick' but differs from the built-in 'quick' in \['classifier.max_epochs'\]"):
         config.resolve_profile(config_path=f)
     with pytest.raises(ConfigError, match="calls itself 'paper'"):

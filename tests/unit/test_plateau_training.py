@@ -24,6 +24,7 @@ def _old_key(spec: training.ModelSpec) -> str:
     new = ("standardize", "warmup_steps", "curriculum_steps", "curriculum_lesion_intensity", "curriculum_contrast",
            "steps_per_epoch")
     train = {k: v for k, v in config.as_dict(spec.train).items() if k not in (*new, "runs")}
+    train["precision"] = training.resolve_precision(train["precision"])  # "auto" came later too
     return config.config_hash(
         {"role": spec.role, "background": spec.background, "run": spec.run, "seed": spec.seed,
          "data_key": spec.data_key, "training_version": training.TRAINING_VERSION}, train)
@@ -31,10 +32,11 @@ def _old_key(spec: training.ModelSpec) -> str:
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_cache_keys_unchanged_while_options_are_off(name):
-    profile = load_profile(name, classifier__standardize=False, classifier__warmup_steps=0)
+    profile = load_profile(name, classifier__standardize=False, classifier__warmup_steps=0,
+                           classifier__curriculum_steps=0, classifier__curriculum_contrast=1.0,
+                           classifier__steps_per_epoch=None)
     spec = training.spec_for(profile, "classifier", "mri", 0)
-    if not profile.classifier.standardize and not profile.classifier.warmup_steps:
-        assert spec.key == _old_key(spec)
+    assert spec.key == _old_key(spec)
     on = dataclasses.replace(spec, train=dataclasses.replace(spec.train, standardize=True))
     warm = dataclasses.replace(spec, train=dataclasses.replace(spec.train, warmup_steps=10))
     assert len({spec.key, on.key, warm.key}) == 3
@@ -235,3 +237,21 @@ def test_steps_per_epoch_cuts_passes_without_changing_the_data_order(tmp_path, m
     with pytest.raises(ConfigError, match="classifier.steps_per_epoch=0"):
         load_profile("smoke", classifier__steps_per_epoch=0)
     tf.keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("flags, gpu, expected", [
+    ({"avx2"}, False, "float32"), ({"avx512_bf16"}, False, "mixed_bfloat16"),
+    ({"amx_bf16", "amx_tile"}, False, "mixed_bfloat16"), (set(), True, "mixed_bfloat16")])
+def test_precision_auto_resolves_by_machine_and_keys_by_the_result(flags, gpu, expected, tmp_path, monkeypatch):
+    from salbench import provenance
+
+    monkeypatch.setattr(provenance, "cpu_flags", lambda: flags)
+    gpus = tmp_path / "gpus"
+    if gpu:
+        (gpus / "0000:00:01.0").mkdir(parents=True)
+    monkeypatch.setattr(training, "NVIDIA_GPUS", gpus)
+    assert training.resolve_precision("auto") == expected
+    assert training.resolve_precision("float32") == "float32"  # explicit settings are never changed
+    auto = training.spec_for(load_profile("smoke", classifier__precision="auto"), "classifier", "mri", 0)
+    fixed = training.spec_for(load_profile("smoke", classifier__precision=expected), "classifier", "mri", 0)
+    assert auto.key == fixed.key

@@ -76,6 +76,8 @@ class ModelSpec:
         # 2-run profile are the same model.
         train = {k: v for k, v in config.as_dict(self.train).items()
                  if k != "runs" and not (k in _KEY_OPTIONAL and v == _KEY_OPTIONAL[k])}
+        # "auto" is keyed by what it resolves to here: bf16 and float32 weights never mix.
+        train["precision"] = resolve_precision(self.train.precision)
         return config.config_hash(
             {"role": self.role, "background": self.background, "run": self.run, "seed": self.seed,
              "data_key": self.data_key, "training_version": TRAINING_VERSION},
@@ -148,6 +150,23 @@ def _optimizer(train: TrainConfig):
     if train.optimizer == "sgd":
         return opt.SGD(learning_rate=lr, momentum=train.momentum)
     return opt.Adam(learning_rate=lr)
+
+
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the driver sees
+
+
+def resolve_precision(precision: str) -> str:
+    """The precision a model trains in here: `precision` itself, or for "auto"
+    mixed_bfloat16 on a machine with an NVIDIA GPU or a CPU with bf16 instructions
+    (BF16_CPU_FLAGS; measured in benchmarks/bench_precision.py), float32 elsewhere
+    (bf16 emulated in float32 units is slower than float32)."""
+    if precision != "auto":
+        return precision
+    from salbench import provenance
+
+    has_gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+    return "mixed_bfloat16" if has_gpu or provenance.cpu_flags() & set(BF16_CPU_FLAGS) else "float32"
 
 
 def _set_precision(precision: str) -> None:
@@ -338,7 +357,8 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
 
     t = spec.train
     seeding.set_global_determinism(spec.seed)
-    _set_precision(t.precision)
+    precision = resolve_precision(t.precision)
+    _set_precision(precision)
     standardization = None
     try:
         with store.SplitReader(folder_data, "train") as tr, store.SplitReader(folder_data, "val") as va:
@@ -396,7 +416,7 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
         "input_shape": list(input_shape), "epochs": epochs, "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / max(epochs, 1), 1),
         "weights_sha256": cache.sha256_file(weights), "batchnorm_recalibration_images": recalibrated,
-        "optimizer_steps": counter.step, "steps_to_95": counter.steps_to_target,
+        "precision": precision, "optimizer_steps": counter.step, "steps_to_95": counter.steps_to_target,
         "val_subset_images": n_sub if target == "class" else 0, "val_subset_curve": counter.curve,
         **({"input_mean": standardization[0], "input_sd": standardization[1]} if standardization else {}),
         **metrics,
@@ -521,6 +541,7 @@ def accuracy_table(models: list[TrainedModel]):
         "run": m.spec.run, "seed": m.spec.seed, "epochs": m.meta["epochs"],
         "holdout_accuracy": m.meta["holdout_accuracy"], "holdout_dice": m.meta["holdout_dice"],
         "seconds_per_epoch": m.meta["seconds_per_epoch"], "optimizer_steps": m.meta.get("optimizer_steps"),
+        "precision": m.meta.get("precision", m.meta["train_config"]["precision"]),
         # None for U-Nets and for models cached before the measurement existed.
         "steps_to_95": m.meta.get("steps_to_95"), "key": m.key,
     } for m in models]
