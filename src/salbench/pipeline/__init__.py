@@ -11,6 +11,7 @@ one function here per figure or table.
 * `localization`: ground-truth scores, baselines, statistics (notebook 04).
 * `fidelity`: perturbation metrics, their reliability and validity (notebook 05).
 * `trust`: cascading randomization, repeatability and reproducibility (notebook 06).
+* `results`: the cache of a notebook's scores and statistics (a rerun recomputes nothing).
 
 Nothing here switches TensorFlow's execution mode: the analysis notebooks call
 `salbench.saliency.use_graph_mode()` first.
@@ -21,6 +22,7 @@ from salbench.pipeline import (  # noqa: F401
     localization,
     maps,
     models,
+    results,
     selection,
     training,
     trust,

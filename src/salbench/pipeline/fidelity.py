@@ -35,6 +35,7 @@ from salbench.metrics import fidelity as fm
 from salbench.metrics import reliability as rel
 from salbench.papers import TOMSETT_METHODS
 from salbench.pipeline import maps as maps_stage
+from salbench.pipeline import results
 from salbench.pipeline.models import ModelSet
 from salbench.pipeline.selection import SPLIT, explained_indices
 from salbench.progress import tqdm
@@ -370,7 +371,11 @@ TABLE_NAMES = ("fidelity_scores", "fidelity_random_baseline", "tomsett_alpha", "
 
 
 def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Every fidelity table of the run, by its published name."""
+    """Every fidelity table of the run, by its published name (cached: `pipeline.results`)."""
+    return results.cached("fidelity_tables", profile, models, lambda: _tables(profile, models, progress))
+
+
+def _tables(profile: Profile, models: ModelSet, progress: bool) -> dict[str, pd.DataFrame]:
     results = score_all(profile, models, progress)
     scores = results["scores"]
     methods = sorted(set(scores.method) - {ORACLE})

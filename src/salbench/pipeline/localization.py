@@ -22,6 +22,7 @@ from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
 from salbench.pipeline import maps as maps_stage
+from salbench.pipeline import results
 from salbench.pipeline.models import ModelSet
 from salbench.pipeline.selection import SPLIT, randomized_indices, scored_indices
 from salbench.saliency import registry
@@ -111,10 +112,14 @@ def score_background(profile: Profile, models: ModelSet, background: str, method
 
 
 def score_all(profile: Profile, models: ModelSet, methods=None, progress=True) -> pd.DataFrame:
-    """Per-image scores of `methods` (default: every registered method) on both backgrounds."""
-    methods = maps_stage.all_methods() if methods is None else methods
-    return pd.concat([score_background(profile, models, bg, methods, progress) for bg in BACKGROUNDS],
-                     ignore_index=True)
+    """Per-image scores of `methods` (default: every registered method) on both backgrounds
+    (cached: `pipeline.results`)."""
+    methods = list(maps_stage.all_methods() if methods is None else methods)
+    return results.cached(
+        "localization_scores", profile, models,
+        lambda: pd.concat([score_background(profile, models, bg, methods, progress) for bg in BACKGROUNDS],
+                          ignore_index=True),
+        methods)
 
 
 def summary(scores: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -183,7 +188,11 @@ HEADLINE_COLUMNS = ["background", "method", "n_images", "n_constant_maps", "mean
 
 
 def tables(scores: pd.DataFrame, profile: Profile) -> dict[str, pd.DataFrame]:
-    """Every localization table of the run, by its published name."""
+    """Every localization table of the run, by its published name (cached: `pipeline.results`)."""
+    return results.cached("localization_tables", profile, None, lambda: _tables(scores, profile), scores)
+
+
+def _tables(scores: pd.DataFrame, profile: Profile) -> dict[str, pd.DataFrame]:
     summary_long = summary(scores, profile)
     verdicts, tukey = pass_table(scores, profile)
     return {

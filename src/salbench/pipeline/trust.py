@@ -47,6 +47,7 @@ from salbench.data import store
 from salbench.metrics import similarity as sim
 from salbench.papers import ARUN_METHODS
 from salbench.pipeline import maps as maps_stage
+from salbench.pipeline import results
 from salbench.pipeline.localization import run_variance
 from salbench.pipeline.models import ModelSet, ModelVariant
 from salbench.pipeline.selection import SPLIT, explained_indices
@@ -355,7 +356,11 @@ TABLE_NAMES = ("randomization_cascade", "randomization_baseline", "randomization
 
 
 def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Every trust table of the run, by its published name."""
+    """Every trust table of the run, by its published name (cached: `pipeline.results`)."""
+    return results.cached("trust_tables", profile, models, lambda: _tables(profile, models, progress))
+
+
+def _tables(profile: Profile, models: ModelSet, progress: bool) -> dict[str, pd.DataFrame]:
     cascade, baseline = cascade_all(profile, models, progress=progress)
     scores = consistency_all(profile, models, progress=progress)
     verdicts, tukey, rvr = consistency_verdicts(scores, profile)
