@@ -361,20 +361,12 @@ def consistency_table(t: Tables, background: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# run_spread_table's sources: the table and the rows that are one classifier run's maps.
-RUN_SPREAD_SOURCES = {"trust": "trust_localization_by_run", "localization": "localization_scores"}
-
-
 @block
-def run_spread_table(t: Tables, source: str = "trust") -> str:
-    """Issue 14: mean localization AP per method for each classifier run (the selected run
-    marked *), and the largest difference between runs; ``source`` "trust" (the trust
-    images, `trust_localization_by_run`) or "localization" (04's images, trained maps)."""
-    if source not in RUN_SPREAD_SOURCES:
-        raise ReportError(f"run_spread_table: source={source!r}; valid: {sorted(RUN_SPREAD_SOURCES)}")
-    r = _read(t, RUN_SPREAD_SOURCES[source])
-    if source == "localization":
-        r = r[r["model"] == "trained"]
+def run_spread_table(t: Tables) -> str:
+    """Issue 14: mean localization AP per method for each classifier run's trained maps
+    (`localization_scores`; the selected run marked *), and the largest difference between runs."""
+    r = _read(t, "localization_scores")
+    r = r[r["model"] == "trained"]
     runs = sorted(r["run"].unique())
     sel = {bg: int(g.loc[g["selected"].astype(str) == "True", "run"].iloc[0])
            for bg, g in r.groupby("background") if (g["selected"].astype(str) == "True").any()}
@@ -393,20 +385,13 @@ def run_spread_table(t: Tables, source: str = "trust") -> str:
     return "\n".join(lines) + "\n"
 
 
-RUN_VARIANCE_TABLES = {"trust": "trust_run_variance", "localization": "localization_run_variance"}
-
-
 @number
-def run_share(t: Tables, background: str, component: str, digits: str = "0", source: str = "trust") -> str:
-    """Share (%) of localization-AP variance of a component (`trust_run_variance`, or with
-    source=localization `localization_run_variance`)."""
-    if source not in RUN_VARIANCE_TABLES:
-        raise ReportError(f"run_share: source={source!r}; valid: {sorted(RUN_VARIANCE_TABLES)}")
-    name = RUN_VARIANCE_TABLES[source]
-    v = _read(t, name)
+def run_share(t: Tables, background: str, component: str, digits: str = "0") -> str:
+    """Share (%) of localization-AP variance of a component (`localization_run_variance`)."""
+    v = _read(t, "localization_run_variance")
     x = v[(v["background"] == _bg(background)) & (v["component"] == component)]
     if len(x) != 1:
-        raise ReportError(f"{name}: no {component!r} row for {background}; components "
+        raise ReportError(f"localization_run_variance: no {component!r} row for {background}; components "
                           f"{sorted(v['component'].unique())}")
     return f"{100 * float(x['share'].iloc[0]):.{int(digits)}f} %"
 

@@ -80,8 +80,6 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("consistency_verdicts", ("background", "kind", "method", "baseline"), significant=True),
     TableSpec("consistency_tukey", ("background", "kind", "group1", "group2"), significant=True),
     TableSpec("repeatability_vs_reproducibility", ("background", "method"), significant=True),
-    TableSpec("trust_localization_by_run", ("background", "run", "method", "image"), float_digits=6),
-    TableSpec("trust_run_variance", ("background", "component"), significant=True),
 )}
 
 

@@ -1,10 +1,10 @@
-"""The trust stage's run-level statistics (issue 14) on simulated scores (no model)."""
+"""Run-level statistics (issue 14) on simulated scores (no model), and the trust stage's orders."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from salbench.pipeline import trust
+from salbench.pipeline import localization, trust
 
 
 def test_run_variance_recovers_a_run_shift_and_skips_one_run_backgrounds():
@@ -17,7 +17,7 @@ def test_run_variance_recovers_a_run_shift_and_skips_one_run_backgrounds():
                 for img in range(15):
                     rows.append({"background": bg, "run": run, "method": m, "image": img,
                                  "ap": level + shift + rng.normal(0, 0.02)})
-    v = trust.run_variance(pd.DataFrame(rows))
+    v = localization.run_variance(pd.DataFrame(rows))
     assert set(v.background) == {"perlin"}  # one run: no run variance to estimate
     share = v.set_index("component")["share"]
     assert share.sum() == pytest.approx(1.0)

@@ -48,7 +48,6 @@ from salbench.metrics import similarity as sim
 from salbench.papers import ARUN_METHODS
 from salbench.pipeline import maps as maps_stage
 from salbench.pipeline import results
-from salbench.pipeline.localization import run_variance
 from salbench.pipeline.models import ModelSet, ModelVariant
 from salbench.pipeline.selection import SPLIT, explained_indices
 from salbench.saliency import methods_common, pattern
@@ -279,27 +278,6 @@ def consistency_all(profile: Profile, models: ModelSet, methods_=None, progress:
                      ignore_index=True)
 
 
-def localization_by_run(profile: Profile, models: ModelSet, methods_=None, progress: bool = True) -> pd.DataFrame:
-    """Localization AP (|map| over brain pixels) per classifier run, method and image, on
-    the trust images; ``selected`` marks the run the other notebooks analyse."""
-    methods_ = methods(profile) if methods_ is None else list(methods_)
-    idx_all = trust_indices(profile)
-    frames = []
-    for bg in BACKGROUNDS:
-        selected = models.trained(bg).run
-        with store.open_split(profile, SPLIT) as ho:
-            gt, mask = ho.gt(idx_all), ho.mask(idx_all)
-        for m in methods_:
-            idx = method_indices(profile, m)
-            n = len(idx)
-            for r in sorted(t.spec.run for t in models.runs(bg)):
-                maps = maps_stage.maps_for(profile, models, models.trained(bg, run=r), m, idx, progress)
-                ap = metrics.score_maps(maps, gt[:n], mask[:n], metrics=("ap",), image_ids=idx)["ap"].to_numpy()
-                frames.append(pd.DataFrame({"background": bg, "run": r, "selected": r == selected, "method": m,
-                                            "image": idx, "ap": ap}))
-    return pd.concat(frames, ignore_index=True)
-
-
 def testable(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows the tests can use, one row per untestable (background, kind, method) with
     the reason): not applicable, fewer than 2 images, or no spread (a t test needs it)."""
@@ -351,8 +329,7 @@ def consistency_verdicts(scores: pd.DataFrame, profile: Profile) -> tuple[pd.Dat
 # ---------------------------------------------------------------------- published tables and figures
 
 TABLE_NAMES = ("randomization_cascade", "randomization_baseline", "randomization_verdicts", "consistency_scores",
-               "consistency_verdicts", "consistency_tukey", "repeatability_vs_reproducibility",
-               "trust_localization_by_run", "trust_run_variance")
+               "consistency_verdicts", "consistency_tukey", "repeatability_vs_reproducibility")
 
 
 def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -364,7 +341,6 @@ def _tables(profile: Profile, models: ModelSet, progress: bool) -> dict[str, pd.
     cascade, baseline = cascade_all(profile, models, progress=progress)
     scores = consistency_all(profile, models, progress=progress)
     verdicts, tukey, rvr = consistency_verdicts(scores, profile)
-    by_run = localization_by_run(profile, models, progress=progress)
     return {
         "randomization_cascade": cascade,
         "randomization_baseline": baseline,
@@ -373,8 +349,6 @@ def _tables(profile: Profile, models: ModelSet, progress: bool) -> dict[str, pd.
         "consistency_verdicts": verdicts,
         "consistency_tukey": tukey,
         "repeatability_vs_reproducibility": rvr,
-        "trust_localization_by_run": by_run,
-        "trust_run_variance": run_variance(by_run),
     }
 
 
@@ -414,11 +388,6 @@ def figure4(tabs: dict[str, pd.DataFrame], profile: Profile):
     method, with the 0.5 line and the U-Net pairs' SSIM (box and dashed mean)."""
     return plots.consistency_boxes(tabs["consistency_scores"], low=stats.SSIM_LOW_BASELINE, high_kind=UNET,
                                    ylabel=f"SSIM ({profile.trust.ssim_setting})")
-
-
-def run_spread_figure(tabs: dict[str, pd.DataFrame]):
-    """Issue 14: mean localization AP per method for each classifier run."""
-    return plots.run_spread(tabs["trust_localization_by_run"])
 
 
 def headline_randomization(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
