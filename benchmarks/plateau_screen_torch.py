@@ -20,6 +20,11 @@ training-set pixel mean and SD), precision (bf16 autocast or fp32), optimizer (a
 sgd with momentum 0.9), curriculum_steps with lesion_start (the lesion intensity at
 step 0, annealed linearly to the data's 0.3 by curriculum_steps) and contrast_start
 (the background's in-brain contrast at step 0, annealed to 1).
+
+Differences from the Keras trainer, none of which the screen's comparisons depend on:
+the standardisation uses torch's sample SD (Keras: the population SD; relative
+difference 1e-8 over 2,048 images), bf16 autocast is on unless `precision: fp32`
+(the quick profile: bf16 where the CPU has it), and PyTorch's random streams.
 """
 
 from __future__ import annotations
@@ -224,7 +229,8 @@ def worker(rank: int, jobs: list, folder: str, out: str, device: str, deadline: 
     with open(Path(out) / f"screen_{rank}.jsonl", "a") as fh:
         for job in jobs:
             if time.time() > deadline:
-                print(f"worker {rank}: deadline reached, {len(jobs)} jobs not all run", flush=True)
+                print(f"worker {rank}: deadline reached, {len(jobs) - jobs.index(job)} of {len(jobs)} jobs not run",
+                      flush=True)
                 break
             row = run_one(job, data, device)
             fh.write(json.dumps(row) + "\n")
@@ -257,6 +263,7 @@ def main(argv=None) -> None:
     ap.add_argument("--export-bank", type=Path)
     ap.add_argument("--collect", nargs="+", type=Path, help="merge these .jsonl files into --csv and exit")
     ap.add_argument("--csv", type=Path, default=Path("tables/plateau_screen.csv"))
+    ap.add_argument("--device-of-old-rows", help="with --collect: the device of rows from before it was recorded")
     ap.add_argument("--bank", type=Path)
     ap.add_argument("--data", type=Path, default=Path("/tmp/plateau_screen_data"))
     ap.add_argument("--out", type=Path, default=Path("."))
@@ -275,7 +282,10 @@ def main(argv=None) -> None:
         export_bank(args.export_bank)
         return
     if args.collect:
-        collect(args.collect, args.csv, {"framework": "torch (version not recorded)", "device": "NVIDIA H200"})
+        unrecorded = {"framework": "torch (version not recorded)"}
+        if args.device_of_old_rows:
+            unrecorded["device"] = args.device_of_old_rows
+        collect(args.collect, args.csv, unrecorded)
         return
     if args.bank is None:
         sys.exit("--bank FILE (made by --export-bank) is required to make the data")

@@ -68,7 +68,7 @@ def run_one(profile: config.Profile, folder_data: Path, variant: str, background
         "final_val_subset_accuracy": round(curve[-1][1], 4) if curve else float("nan"),
         "holdout_accuracy_at_stop": round(meta["holdout_accuracy"], 4), "seconds": round(time.time() - start, 1),
         "standardize": train_cfg.standardize, "learning_rate": train_cfg.learning_rate,
-        "warmup_steps": train_cfg.warmup_steps, "curriculum_steps": train_cfg.curriculum_steps, "precision": train_cfg.precision,
+        "warmup_steps": train_cfg.warmup_steps, "curriculum_steps": train_cfg.curriculum_steps, "precision": meta["precision"],
         "batch_size": train_cfg.batch_size, "cpu_model": cpu_model(),
     }
 

@@ -415,6 +415,9 @@ def _validate(p: Profile) -> None:
             v = getattr(t, key)
             if v is not None and not 2 <= v <= limit:
                 raise ConfigError(f"{name}.{key}={v}: must be in 2..{limit} (the split size) or null")
+    if p.classifier.curriculum_steps and p.data.lesion_intensity == 0:
+        raise ConfigError("classifier.curriculum_steps needs data.lesion_intensity > 0 (the curriculum recovers "
+                          "the lesion-free background by dividing by the lesion map; got 0)")
     if p.classifier.architecture != "vgg":
         raise ConfigError(f"classifier.architecture={p.classifier.architecture!r}: must be 'vgg'")
     check_choice("second.architecture", p.second.architecture, ("densenet121", "densenet_small"))

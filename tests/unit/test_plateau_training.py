@@ -190,8 +190,11 @@ def test_curriculum_batches_equal_regenerated_data_and_pass_through_after_it():
                                rtol=0, atol=1e-5)
 
 
-def test_curriculum_contrast_keeps_the_in_brain_mean_and_zero_outside():
-    profile, cur, x, s = _curriculum_batch()
+@pytest.mark.parametrize("background", ["perlin", "mri"])
+def test_curriculum_contrast_keeps_the_in_brain_mean_and_zero_outside(background):
+    profile, cur, _, s = _curriculum_batch()
+    x = s.x[background][..., None]
+    assert not x[..., 0][~s.mask].any()  # both backgrounds are zero outside the stored brain mask
     cur.lesion_start = profile.data.lesion_intensity  # contrast only
     out = cur.apply(x, s.y, s.mask, s.corners, 0)[..., 0]
     clean = x[..., 0]
@@ -242,16 +245,43 @@ def test_steps_per_epoch_cuts_passes_without_changing_the_data_order(tmp_path, m
 @pytest.mark.parametrize("flags, gpu, expected", [
     ({"avx2"}, False, "float32"), ({"avx512_bf16"}, False, "mixed_bfloat16"),
     ({"amx_bf16", "amx_tile"}, False, "mixed_bfloat16"), (set(), True, "mixed_bfloat16")])
-def test_precision_auto_resolves_by_machine_and_keys_by_the_result(flags, gpu, expected, tmp_path, monkeypatch):
+def test_precision_auto_resolves_by_machine_and_keys_by_the_result(flags, gpu, expected, monkeypatch):
     from salbench import provenance
 
     monkeypatch.setattr(provenance, "cpu_flags", lambda: flags)
-    gpus = tmp_path / "gpus"
-    if gpu:
-        (gpus / "0000:00:01.0").mkdir(parents=True)
-    monkeypatch.setattr(training, "NVIDIA_GPUS", gpus)
-    assert training.resolve_precision("auto") == expected
-    assert training.resolve_precision("float32") == "float32"  # explicit settings are never changed
-    auto = training.spec_for(load_profile("smoke", classifier__precision="auto"), "classifier", "mri", 0)
-    fixed = training.spec_for(load_profile("smoke", classifier__precision=expected), "classifier", "mri", 0)
-    assert auto.key == fixed.key
+    monkeypatch.setattr(training, "_bf16_gpu", lambda: gpu)
+    training.resolve_precision.cache_clear()
+    try:
+        assert training.resolve_precision("auto") == expected
+        assert training.resolve_precision("float32") == "float32"  # explicit settings are never changed
+        auto = training.spec_for(load_profile("smoke", classifier__precision="auto"), "classifier", "mri", 0)
+        fixed = training.spec_for(load_profile("smoke", classifier__precision=expected), "classifier", "mri", 0)
+        assert auto.key == fixed.key
+    finally:
+        training.resolve_precision.cache_clear()
+
+
+def test_curriculum_steps_count_across_epochs_and_training_never_stops_inside_it(tmp_path, monkeypatch):
+    seen = []
+    apply = training.Curriculum.apply
+
+    def spy(self, x, y, mask, corners, step):
+        seen.append(step)
+        return apply(self, x, y, mask, corners, step)
+
+    monkeypatch.setattr(training.Curriculum, "apply", spy)
+    # Epochs of 2 steps, a 5-step curriculum, and a loss_stop every epoch would meet:
+    # the run must still train until the epoch in which the curriculum ends.
+    _, m = _train(tmp_path, monkeypatch, classifier__curriculum_steps=5, classifier__steps_per_epoch=2,
+                  classifier__max_epochs=6, classifier__loss_stop=1e9, classifier__patience=0)
+    assert m.meta["optimizer_steps"] == 6 and m.meta["epochs"] == 3
+    # Batches 1-4 of the first pass (4 steps of 8 of the 32 images) go through the curriculum;
+    # the second pass starts at step 5, still inside it, so it does too (prefetch may read ahead).
+    assert seen[:6] == [1, 2, 3, 4, 5, 6]
+    tf.keras.backend.clear_session()
+
+
+def test_curriculum_needs_lesions_to_divide_by():
+    with pytest.raises(ConfigError, match="data.lesion_intensity > 0"):
+        load_profile("smoke", data__lesion_intensity=0.0, **CURRICULUM)
+    load_profile("smoke", data__lesion_intensity=0.0)  # without a curriculum 0 is fine

@@ -17,8 +17,8 @@ def cache_dir(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _models(*keys):
-    return SimpleNamespace(trained_models=[SimpleNamespace(key=k) for k in keys])
+def _models(*keys, weights="w"):
+    return SimpleNamespace(trained_models=[SimpleNamespace(key=k, meta={"weights_sha256": weights}) for k in keys])
 
 
 def _counted():
@@ -42,7 +42,7 @@ def test_a_rerun_recomputes_nothing_and_returns_the_same_bytes(cache_dir):
     assert first["t"].a.to_numpy().tobytes() == again["t"].a.to_numpy().tobytes()
 
 
-@pytest.mark.parametrize("change", ["profile", "models", "input", "extra", "name", "code"])
+@pytest.mark.parametrize("change", ["profile", "models", "weights", "input", "extra", "name", "code", "packages"])
 def test_any_change_of_what_a_result_depends_on_recomputes(change, cache_dir, monkeypatch):
     build, calls = _counted()
     args = dict(name="t", profile=load_profile("smoke"), models=_models("k1"), inputs=(pd.DataFrame({"x": [1.5]}), 3))
@@ -51,6 +51,12 @@ def test_any_change_of_what_a_result_depends_on_recomputes(change, cache_dir, mo
         args["profile"] = load_profile("smoke", localization__n_bootstrap=500)
     elif change == "models":
         args["models"] = _models("k1", "k3")
+    elif change == "weights":  # the same config retrained into other weights
+        args["models"] = _models("k1", weights="other")
+    elif change == "packages":
+        from salbench import provenance
+
+        monkeypatch.setattr(provenance, "package_versions", lambda: {"statsmodels": "99"})
     elif change == "input":
         args["inputs"] = (pd.DataFrame({"x": [1.25]}), 3)
     elif change == "extra":
@@ -89,3 +95,16 @@ def test_an_interrupted_build_leaves_no_entry(cache_dir):
     build, calls = _counted()
     results.cached("t", load_profile("smoke"), None, build)
     assert len(calls) == 1
+
+
+def test_editing_an_analysis_file_changes_the_code_hash(tmp_path, monkeypatch):
+    pkg = tmp_path / "salbench"
+    (pkg / "pipeline").mkdir(parents=True)
+    files = [pkg / "stats.py", pkg / "pipeline" / "trust.py"]
+    for f in files:
+        f.write_text("x = 1\n")
+    monkeypatch.setattr(results, "analysis_files", lambda: files)
+    monkeypatch.setattr(results, "__file__", str(pkg / "pipeline" / "results.py"))
+    before = results.analysis_code_sha()
+    files[1].write_text("x = 2\n")
+    assert results.analysis_code_sha() != before

@@ -106,3 +106,22 @@ def test_segmentation_batches_pair_images_with_their_masks(tmp_cache, profile):
         assert n_seen == 48
         with pytest.raises(ValueError, match="target='mask' is not valid"):
             next(r.iter_batches("mri", 5, target="mask"))
+
+
+def test_batches_with_lesions_are_the_same_batches_plus_their_labels_masks_and_corners(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALBENCH_CACHE", str(tmp_path))
+    profile = load_profile("smoke")
+    folder = store.ensure_dataset(profile, progress=False)
+    with store.SplitReader(folder, "train") as r:
+        plain = list(r.iter_batches("mri", 7, rng=np.random.default_rng(3), block_size=16))
+        rich = list(r.iter_batches("mri", 7, rng=np.random.default_rng(3), block_size=16, lesions=True))
+        assert len(plain) == len(rich)
+        for (x, t), (x2, t2, y, mask, corners) in zip(plain, rich):
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(t, t2)
+            np.testing.assert_array_equal(t.argmax(1), y)
+            # Each image's mask and corners are those stored for it: find it by content.
+            for k in range(len(x)):
+                i = int(np.flatnonzero((r.x("mri") == x[k]).all(axis=(1, 2, 3)))[0])
+                np.testing.assert_array_equal(mask[k], r.mask(i))
+                np.testing.assert_array_equal(corners[k], r.corners(i))

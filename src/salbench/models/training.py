@@ -13,6 +13,7 @@ then deletes the entry and retrains.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -153,20 +154,32 @@ def _optimizer(train: TrainConfig):
 
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the driver sees
+BF16_GPU_CAPABILITY = (8, 0)  # NVIDIA Ampere and later have bf16 tensor cores
 
 
+@functools.lru_cache(maxsize=None)
 def resolve_precision(precision: str) -> str:
     """The precision a model trains in here: `precision` itself, or for "auto"
-    mixed_bfloat16 on a machine with an NVIDIA GPU or a CPU with bf16 instructions
-    (BF16_CPU_FLAGS; measured in benchmarks/bench_precision.py), float32 elsewhere
-    (bf16 emulated in float32 units is slower than float32)."""
+    mixed_bfloat16 on a CPU with bf16 instructions (BF16_CPU_FLAGS; measured in
+    benchmarks/bench_precision.py) or a visible GPU of compute capability >= 8.0, float32
+    elsewhere (bf16 emulated in float32 units is slower than float32)."""
     if precision != "auto":
         return precision
     from salbench import provenance
 
-    has_gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
-    return "mixed_bfloat16" if has_gpu or provenance.cpu_flags() & set(BF16_CPU_FLAGS) else "float32"
+    if provenance.cpu_flags() & set(BF16_CPU_FLAGS) or _bf16_gpu():
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def _bf16_gpu() -> bool:
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= BF16_GPU_CAPABILITY:
+            return True
+    return False
 
 
 def _set_precision(precision: str) -> None:
@@ -183,11 +196,15 @@ def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
 
     from salbench.progress import tqdm
 
+    # A run never stops inside its curriculum: it would end having seen only eased data.
+    curriculum_epochs = int(np.ceil(train.curriculum_steps / steps))
+
     class LossThreshold(keras.callbacks.Callback):
         """Stop when the training loss falls below `loss_stop` (Budding et al.: 0.05)."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if train.loss_stop > 0 and logs and logs.get("loss", np.inf) < train.loss_stop:
+            if (train.loss_stop > 0 and epoch + 1 >= curriculum_epochs and logs
+                    and logs.get("loss", np.inf) < train.loss_stop):
                 self.model.stop_training = True
 
     class Progress(keras.callbacks.Callback):
@@ -205,7 +222,8 @@ def _callbacks(train: TrainConfig, steps: int, desc: str, progress: bool):
             if progress and logs:
                 print(f"{desc} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
 
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, min_delta=train.min_delta)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, min_delta=train.min_delta,
+                                          start_from_epoch=curriculum_epochs)
     return [early, LossThreshold(), Progress()]
 
 
@@ -292,7 +310,7 @@ def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int
     batches_made = [0]
 
     def gen():
-        if curriculum is None:
+        if curriculum is None or batches_made[0] >= curriculum.steps:  # no (more) curriculum: plain batches
             yield from reader.iter_batches(background, batch_size, rng=rng, n=n, target=target)
             return
         for x, t, y, mask, corners in reader.iter_batches(background, batch_size, rng=rng, n=n, target=target,

@@ -279,7 +279,7 @@ def _better(column: str) -> int:
     return 1 if fm.higher_is_better(column) else -1
 
 
-def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def validity(scored: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Do the metrics agree with the ground truth? One row per (background, unit, style,
     column, question, method):
 
@@ -296,7 +296,7 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
       drop at L = l_max; ``lesion_units_hit``: mean share of those units touching the lesion.
     """
     f = profile.fidelity
-    scores, base = results["scores"], random_baseline(results["random"], profile)
+    scores, base = scored["scores"], random_baseline(scored["random"], profile)
     rows = []
     for (bg, unit, style), g in scores.groupby(["background", "unit", "style"], sort=True):
         models_only = [m for m in g.method.unique() if m not in (ORACLE, RANDOM_MAP)]
@@ -337,7 +337,7 @@ def validity(results: dict[str, pd.DataFrame], loc_ap: pd.DataFrame, profile: Pr
                 mean = lo = hi = np.nan
             rows.append({**key, "question": "spearman_with_ap", "method": "all", "value": mean, "ci_low": lo,
                          "ci_high": hi, "n_images": len(rhos), "n_methods": len(common)})
-    share = results["lesion_share"]
+    share = scored["lesion_share"]
     for (bg, unit, style, method), g in share.groupby(["background", "unit", "style", "method"], sort=True):
         key = {"background": bg, "unit": unit, "style": style, "column": f"aopc_morf_L{f.l_max}", "method": method}
         moved = g[g.final_drop >= MIN_FINAL_DROP]
@@ -376,17 +376,17 @@ def tables(profile: Profile, models: ModelSet, progress: bool = True) -> dict[st
 
 
 def _tables(profile: Profile, models: ModelSet, progress: bool) -> dict[str, pd.DataFrame]:
-    results = score_all(profile, models, progress)
-    scores = results["scores"]
+    scored = score_all(profile, models, progress)
+    scores = scored["scores"]
     methods = sorted(set(scores.method) - {ORACLE})
     score_cols = [*SCORE_COLUMNS, *fm.aopc_columns(ls(profile)), "faithfulness", "faithfulness_status", "p_pred"]
     return {
         "fidelity_scores": scores[score_cols].sort_values(SCORE_COLUMNS, ignore_index=True),
-        "fidelity_random_baseline": random_baseline(results["random"], profile),
+        "fidelity_random_baseline": random_baseline(scored["random"], profile),
         "tomsett_alpha": alpha(scores, profile),
         "tomsett_consistency": consistency(scores, profile),
         "tomsett_intermethod": intermethod(scores, profile),
-        "fidelity_validity": validity(results, localization_ap(profile, models, methods), profile),
+        "fidelity_validity": validity(scored, localization_ap(profile, models, methods), profile),
     }
 
 

@@ -2,8 +2,9 @@
 ``results`` cache stage, so that a rerun in which nothing changed recomputes nothing
 (issue 12: a second `make reproduce` in at most 3 minutes).
 
-An entry is keyed by the whole profile, the cache key of every trained model, the
-content of any input tables, and the source of salbench's analysis code: every module
+An entry is keyed by the whole profile, the cache key and weights of every trained
+model, the content of any input tables, the installed versions of the packages that
+compute (`provenance.PACKAGES`), and the source of salbench's analysis code: every module
 except those that only draw, format or report (`PRESENTATION_MODULES`). Changing a
 plotting function therefore rebuilds nothing, and changing any analysis code rebuilds
 every result, since a result may depend on any of it. Maps and models keep their own,
@@ -12,14 +13,13 @@ finer caches, so such a rebuild costs the statistics, not the saliency maps.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import pandas as pd
 
-from salbench import cache, config
+from salbench import cache, config, provenance
 from salbench.config import Profile
 
 STAGE = "results"
@@ -38,7 +38,6 @@ def analysis_files() -> list[Path]:
     return [p for p in sorted(root.rglob("*.py")) if not (p.parent == root and p.name in PRESENTATION_MODULES)]
 
 
-@functools.lru_cache(maxsize=1)
 def analysis_code_sha() -> str:
     """SHA-256 of the analysis modules' paths (relative to the package) and bytes."""
     root = Path(__file__).resolve().parents[1]
@@ -69,9 +68,10 @@ def cached(name: str, profile: Profile, models, build: Callable[[], T], *inputs)
     computed once per (name, profile, trained models, `inputs`, analysis code).
     `models`: a `pipeline.models.ModelSet` or None; `inputs`: JSON-able values and
     DataFrames (keyed by content) that `build` depends on beyond the profile and models."""
-    model_keys = sorted(m.key for m in models.trained_models) if models is not None else []
-    key = config.config_hash("results", name, config.as_dict(profile), model_keys, analysis_code_sha(),
-                             [_jsonable(x) for x in inputs])
+    # A model's weights, not only its config: a retrained entry under the same key is another model.
+    models_ = sorted(f"{m.key}-{m.meta['weights_sha256']}" for m in models.trained_models) if models else []
+    key = config.config_hash("results", name, config.as_dict(profile), models_, analysis_code_sha(),
+                             provenance.package_versions(), [_jsonable(x) for x in inputs])
 
     def write(tmp: Path) -> dict:
         pd.to_pickle(build(), tmp / RESULTS_FILE)
