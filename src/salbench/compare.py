@@ -153,12 +153,23 @@ class Conclusions:
     """``compare_conclusions``'s result: three kinds of conclusion, each with ``reproduces``."""
 
     claims: pd.DataFrame  # claims.compare_claims(...).claims
-    verdicts: pd.DataFrame  # *keys, verdict_new, verdict_reference, reproduces
+    verdicts: pd.DataFrame  # *keys, verdict_new, verdict_reference, reproduces, compared
     rankings: pd.DataFrame  # background, model, metric, n_methods, tau, p_value, reproduces
 
     @property
+    def compared_verdicts(self) -> pd.DataFrame:
+        """The verdicts both sides have a run for (`compare_verdicts`)."""
+        v = self.verdicts
+        return v[v["compared"]] if "compared" in v else v
+
+    @property
+    def set_aside(self) -> int:
+        """Verdicts of runs only one side has."""
+        return len(self.verdicts) - len(self.compared_verdicts)
+
+    @property
     def ok(self) -> bool:
-        return bool(self.claims["reproduces"].all() and self.verdicts["reproduces"].all()
+        return bool(self.claims["reproduces"].all() and self.compared_verdicts["reproduces"].all()
                     and self.rankings["reproduces"].all())
 
     def differing(self) -> list[str]:
@@ -167,8 +178,9 @@ class Conclusions:
             change = (f"{r.verdict_b} -> {r.verdict_a}" if r.verdict_a != r.verdict_b
                       else f"pooled holds {r.holds_pooled_b} -> {r.holds_pooled_a}")
             out.append(f"claim {r.claim_id} ({change})")
-        keys = [c for c in self.verdicts.columns if c not in ("verdict_new", "verdict_reference", "reproduces")]
-        for _, r in self.verdicts[~self.verdicts["reproduces"]].iterrows():
+        v = self.compared_verdicts
+        keys = [c for c in v.columns if c not in ("verdict_new", "verdict_reference", "reproduces", "compared")]
+        for _, r in v[~v["reproduces"]].iterrows():
             where = " ".join(f"run {r[k]}" if k == "run" else str(r[k]) for k in keys)
             out.append(f"verdict {where} ({r['verdict_reference']} -> {r['verdict_new']})")
         for r in self.rankings[~self.rankings["reproduces"]].itertuples():
@@ -177,11 +189,13 @@ class Conclusions:
 
     def summary(self) -> str:
         """One line: how many conclusions reproduce, and which do not."""
-        parts = [(len(t), int(t["reproduces"].sum())) for t in (self.claims, self.verdicts, self.rankings)]
+        parts = [(len(t), int(t["reproduces"].sum())) for t in (self.claims, self.compared_verdicts, self.rankings)]
         total, same = sum(n for n, _ in parts), sum(k for _, k in parts)
         diff = self.differing()
+        aside = (f"; {self.set_aside} verdicts of classifier runs only one side trained not compared"
+                 if self.set_aside else "")
         return (f"{same} of {total} conclusions reproduce (claims {parts[0][1]}/{parts[0][0]}, method-vs-baseline "
-                f"verdicts {parts[1][1]}/{parts[1][0]}, method rankings {parts[2][1]}/{parts[2][0]}); "
+                f"verdicts {parts[1][1]}/{parts[1][0]}, method rankings {parts[2][1]}/{parts[2][0]}{aside}); "
                 f"differing: {'; '.join(diff) if diff else 'none'}")
 
     def lines(self) -> list[str]:
@@ -189,9 +203,11 @@ class Conclusions:
         for r in self.claims.itertuples():
             mark = "same" if r.reproduces else "DIFFERENT"
             out.append(f"  {mark:9} {r.claim_id}: {r.verdict_b} -> {r.verdict_a}")
-        n_diff = int((~self.verdicts["reproduces"]).sum())
-        out.append(f"method-vs-baseline verdicts (localization_mixed_models): {len(self.verdicts) - n_diff} of "
-                   f"{len(self.verdicts)} the same")
+        v = self.compared_verdicts
+        n_diff = int((~v["reproduces"]).sum())
+        out.append(f"method-vs-baseline verdicts (localization_mixed_models): {len(v) - n_diff} of "
+                   f"{len(v)} the same" + (f" ({self.set_aside} of runs only one side trained: not compared)"
+                                            if self.set_aside else ""))
         out.append("method rankings (trained classifier; Kendall's tau between the two runs' method means):")
         for r in self.rankings.itertuples():
             mark = "same" if r.reproduces else "DIFFERENT"
@@ -229,7 +245,10 @@ def _pooled_summary(summary: pd.DataFrame, metrics) -> pd.DataFrame:
 
 def compare_verdicts(new: pd.DataFrame, reference: pd.DataFrame, verdict_col: str = "verdict") -> pd.DataFrame:
     """Every method-vs-baseline verdict of two ``localization_mixed_models`` tables, joined on
-    their keys (and ``run`` where both have it); a comparison on one side only differs."""
+    their keys (and ``run`` where both have it); a comparison on one side only differs, except
+    that the verdicts of a classifier run only one side trained (e.g. run 2 of a 3-run
+    profile against a 2-run reference) have nothing to be compared with: they are set aside
+    (``compared`` False), not counted as differing."""
     keys = list(VERDICT_KEYS) + (["run"] if "run" in new.columns and "run" in reference.columns else [])
     for side, df in (("this run", new), ("the reference", reference)):
         missing = [c for c in [*keys, verdict_col] if c not in df.columns]
@@ -243,6 +262,9 @@ def compare_verdicts(new: pd.DataFrame, reference: pd.DataFrame, verdict_col: st
     j = j.rename(columns={f"{verdict_col}_new": "verdict_new", f"{verdict_col}_reference": "verdict_reference"})
     j[["verdict_new", "verdict_reference"]] = j[["verdict_new", "verdict_reference"]].fillna("missing")
     j["reproduces"] = (j["verdict_new"] == j["verdict_reference"]) & (j["verdict_new"] != "missing")
+    j["compared"] = True
+    if "run" in keys:
+        j["compared"] = j["run"].isin(set(a["run"]) & set(b["run"]))
     return j
 
 

@@ -146,7 +146,7 @@ def test_compare_claims_numeric_differences_only_reproduce(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     res = compare.compare_conclusions(str(ref), run)
     n = len(res.claims) + len(res.verdicts) + len(res.rankings)
-    assert len(res.claims) == 17 and len(res.verdicts) == 2 * 136 and len(res.rankings) == 8  # two runs
+    assert len(res.claims) == 17 and len(res.verdicts) == 3 * 136 and len(res.rankings) == 8  # three runs
     assert last.startswith(f"{n} of {n} conclusions reproduce") and last.endswith("differing: none")
 
 
@@ -163,25 +163,51 @@ def test_compare_claims_names_one_flipped_verdict_and_a_flipped_claim(tmp_path, 
     assert cli.main(["compare", "--claims", "--reference", str(ref), "--tables", str(run)]) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.endswith("differing: verdict perlin auprc gradient avg_mask run 1 (pass -> did not pass)")
-    assert "claims 17/17" in last and "verdicts 271/272" in last
+    assert "claims 17/17" in last and "verdicts 407/408" in last
 
-    flipped = {}
+    forced = {}
 
-    def swap_patternnet(d):  # in every run, PatternNet's Perlin mAP to the other side of its MRI mAP
+    def force_patternnet(d):  # PatternNet's Perlin mAP to one side of its MRI mAP in every run
+        pn = (d.model == "trained") & (d.method == "patternnet")
+        above = [float(d.loc[pn & (d.run == r) & (d.background == "perlin"), "mean_ap"].iloc[0])
+                 > float(d.loc[pn & (d.run == r) & (d.background == "mri"), "mean_ap"].iloc[0]) for r in d.run.unique()]
+        forced["above"] = not all(above)  # away from "holds in every run" if it held there, else towards it
         for run in d.run.unique():
-            pn = (d.model == "trained") & (d.method == "patternnet") & (d.run == run)
-            perlin, mri = (float(d.loc[pn & (d.background == bg), "mean_ap"].iloc[0]) for bg in ("perlin", "mri"))
-            assert flipped.setdefault("was_above", perlin > mri) == (perlin > mri)  # the same side in every run
-            d.loc[pn & (d.background == "perlin"), "mean_ap"] = mri - 0.1 if perlin > mri else mri + 0.1
+            mri = float(d.loc[pn & (d.run == run) & (d.background == "mri"), "mean_ap"].iloc[0])
+            d.loc[pn & (d.run == run) & (d.background == "perlin"), "mean_ap"] = mri + (0.1 if forced["above"] else -0.1)
         return d
 
-    _edit(run, "localization_summary", swap_patternnet)
+    _edit(run, "localization_summary", force_patternnet)
     res = compare.compare_conclusions(str(ref), run)
     assert not res.ok
-    change = "holds in every run -> holds in no run" if flipped["was_above"] else "holds in no run -> holds in every run"
-    assert f"claim budding_patternnet_perlin_gt_mri ({change})" in res.differing()
+    row = res.claims.set_index("claim_id").loc["budding_patternnet_perlin_gt_mri"]
+    now = "holds in every run" if forced["above"] else "holds in no run"
+    assert row.verdict_a == now and row.verdict_b != now
+    assert f"claim budding_patternnet_perlin_gt_mri ({row.verdict_b} -> {now})" in res.differing()
 
 
 def test_compare_claims_names_a_missing_tables_folder_as_such(tmp_path):
     with pytest.raises(ValueError, match="tables folder .*nope.* does not exist"):
         compare.compare_conclusions("HEAD", tmp_path / "nope")
+
+
+def test_verdicts_of_a_run_only_one_side_trained_are_set_aside_not_differing():
+    from salbench import compare
+
+    base = {"background": "perlin", "metric": "ap", "method": "gradient", "baseline": "avg_mask"}
+    ref = pd.DataFrame([{**base, "run": r, "verdict": "pass"} for r in (0, 1)])
+    new = pd.DataFrame([{**base, "run": r, "verdict": v} for r, v in ((0, "pass"), (1, "uncertain"), (2, "pass"))])
+    v = compare.compare_verdicts(new, ref)
+    assert v.set_index("run")["compared"].to_dict() == {"0": True, "1": True, "2": False}
+    c = compare.Conclusions(pd.DataFrame({"reproduces": [True]}), v,
+                            pd.DataFrame({"reproduces": [True]}))
+    assert c.set_aside == 1 and not c.ok
+    assert "verdicts 1/2" in c.summary() and "1 verdicts of classifier runs only one side trained" in c.summary()
+    assert "run 2" not in c.summary()  # set aside, not named as differing
+    # A run one side lacks altogether is set aside; a verdict missing for a run both trained differs.
+    v2 = compare.compare_verdicts(new[new.run != 1], ref)
+    assert not v2[v2.run == "1"].compared.any()
+    ref3 = pd.concat([ref, ref.assign(method="xrai")], ignore_index=True)
+    v3 = compare.compare_verdicts(new, ref3)
+    lost = v3[(v3.method == "xrai") & (v3.run == "0")]
+    assert lost.compared.all() and not lost.reproduces.any()
