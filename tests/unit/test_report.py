@@ -41,11 +41,11 @@ def test_edited_block_number_fails_the_check_naming_it(paper, capsys):
 
 def test_edited_inline_number_fails_the_check_and_refresh_restores_it(paper, capsys):
     original = paper.read_text()
-    marker = "<!-- n:mean mri trained grad_cam ap -->"
+    marker = "<!-- n:steps_to_95 mri -->"
     value = original.split(marker, 1)[1].split("<!--", 1)[0]
     paper.write_text(original.replace(marker + value, marker + "0.999"))
     assert _run("--check", "--paper", str(paper)) == 1
-    assert "differs: n:mean mri trained grad_cam ap (line" in capsys.readouterr().out
+    assert "differs: n:steps_to_95 mri (line" in capsys.readouterr().out
     assert _run("--paper", str(paper)) == 0
     assert paper.read_text() == original  # refresh restores exactly what the tables give
     assert report.refresh(paper) == [] and paper.read_text() == original  # and is idempotent
