@@ -38,6 +38,8 @@ def _record(folder: Path, filename: str, profile: Profile, diff: str = "") -> No
             atomic.write_text(folder / diff_name, diff)
         rec["git_diff"] = diff_name
     entries[filename] = rec
+    # A file no stage writes any more (deleted from the folder) has no provenance to keep.
+    entries = {name: e for name, e in entries.items() if name == filename or (folder / name).exists()}
     atomic.write_json(log, dict(sorted(entries.items())))
     used = {e.get("git_diff") for e in entries.values()}
     for stale in folder.glob("provenance-*.diff"):

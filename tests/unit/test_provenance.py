@@ -94,3 +94,12 @@ def test_bad_opt_out_value_and_no_git(repo, monkeypatch, tmp_path_factory):
     monkeypatch.delenv(provenance.ALLOW_DIRTY_ENV)
     with pytest.raises(provenance.DirtyTreeError, match="not a git checkout"):
         provenance.require_exact_code(tmp_path_factory.mktemp("nogit"))
+
+
+def test_provenance_forgets_files_no_longer_in_the_folder(repo):
+    root, publish = repo
+    tables = root / "tables"
+    (tables / "provenance.json").write_text(json.dumps({"gone.csv": {"git_sha": "x"}, "old.csv": {"git_sha": "y"}}))
+    outputs.save_table(_accuracy(), "accuracy", publish)
+    log = json.loads((tables / "provenance.json").read_text())
+    assert "gone.csv" not in log and {"old.csv", "accuracy.csv"} <= set(log)
