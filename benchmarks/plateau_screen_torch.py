@@ -87,9 +87,9 @@ def _generate(args):
         bank.masks_f32 = bank.masks.astype(np.float32)
     mri.slice_bank = lambda _cfg: bank
     s = generator.generate(cfg, config.load_profile("quick").seed, split, np.arange(start, stop))
-    lesion_map = generator.lesion_map(s, cfg)
-    window = ((1.0 - lesion_map) / (1.0 - cfg.lesion_intensity)).astype(np.float32)
-    clean = {bg: (s.x[bg] / lesion_map).astype(np.float32) for bg in s.x}
+    window = generator.lesion_windows(s.y, s.corners, cfg)
+    lesion_map = generator.lesion_map_of(window, cfg.lesion_intensity)
+    clean = {bg: s.x[bg] / lesion_map for bg in s.x}
     return clean, window, s.mask, s.y
 
 

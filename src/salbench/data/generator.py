@@ -154,11 +154,9 @@ def lesion_windows(y: np.ndarray, corners: np.ndarray, cfg: DataConfig) -> np.nd
 def lesion_map(samples: Samples, cfg: DataConfig) -> np.ndarray:
     """(N, H, W) multiplicative lesion map: 1 - (1 - intensity) * window inside lesions, 1 elsewhere
     (see `lesion_factor_of`)."""
-    n = samples.y.size
-    out = np.ones((n, *cfg.image_shape), np.float32)
-    factor = lesion_factor_of(cfg)
-    d = cfg.lesion_diameter
-    for k in np.flatnonzero(samples.y == 1):
-        for r, c in samples.corners[k]:
-            out[k, r : r + d, c : c + d] *= factor
-    return out
+    return lesion_map_of(lesion_windows(samples.y, samples.corners, cfg), cfg.lesion_intensity)
+
+
+def lesion_map_of(windows: np.ndarray, intensity: float) -> np.ndarray:
+    """The multiplicative lesion map of `lesion_windows` for lesions of `intensity`."""
+    return (1.0 - (1.0 - intensity) * windows).astype(np.float32)

@@ -291,12 +291,12 @@ class Curriculum:
 
         lesion, contrast = self.at(step)
         window = generator.lesion_windows(y, corners, self.data_cfg)[..., None]
-        clean = x / (1.0 - (1.0 - self.intensity) * window)
+        clean = x / generator.lesion_map_of(window, self.intensity)
         if contrast != 1.0:
             m = mask[..., None].astype(np.float32)
             mean = (clean * m).sum((1, 2, 3), keepdims=True) / np.maximum(m.sum((1, 2, 3), keepdims=True), 1.0)
             clean = (mean + contrast * (clean - mean)) * m
-        return (clean * (1.0 - (1.0 - lesion) * window)).astype(np.float32)
+        return clean * generator.lesion_map_of(window, lesion)
 
 
 def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str,
