@@ -32,8 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-import salbench.saliency as S  # noqa: E402  (switches to graph mode before the model is built)
+import salbench.saliency as S  # noqa: E402
 from salbench.saliency import methods_common as mc  # noqa: E402
+
+S.use_graph_mode()  # iNNvestigate and the gradient functions need it before any model is built
 
 try:
     from tensorflow import keras  # noqa: E402

@@ -119,6 +119,55 @@ def test_loss_threshold_stops_training():
     assert _epochs_run(cfg, losses) == 4  # stops at the first epoch with loss < 0.05
 
 
+def _tiny_model(seed):
+    tf.keras.utils.set_random_seed(seed)
+    inp = tf.keras.Input((6,))
+    out = tf.keras.layers.Dense(2, activation="softmax")(tf.keras.layers.Dense(5, activation="relu")(inp))
+    model = tf.keras.Model(inp, out)
+    model.compile(tf.keras.optimizers.legacy.Adam(0.05), "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("steps_per_epoch", [None, 3])
+def test_fit_matches_keras_fit(steps_per_epoch):
+    """`training.fit` (fed from Python) is Keras' fit: same weights, same per-epoch logs,
+    with epochs of one pass of 4 batches (the last one short) or of 3 batches of a stream."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(26, 6)).astype(np.float32), rng.integers(0, 2, 26)
+    y = np.eye(2, dtype=np.float32)[labels]
+    xv, yv = x[:10] + 0.1, y[:10]
+
+    def one_pass(a, b, size):
+        return lambda: ((a[i:i + size], b[i:i + size]) for i in range(0, len(a), size))
+
+    ours = _tiny_model(1)
+    ours_hist = training.fit(ours, one_pass(x, y, 8), one_pass(xv, yv, 4), 3, steps_per_epoch, [])
+    keras_model = _tiny_model(1)
+    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    keras_hist = keras_model.fit(train_ds.repeat() if steps_per_epoch else train_ds,
+                                 validation_data=tf.data.Dataset.from_tensor_slices((xv, yv)).batch(4), epochs=3,
+                                 steps_per_epoch=steps_per_epoch, verbose=0).history
+    assert sorted(ours_hist) == sorted(keras_hist) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    for k in keras_hist:
+        np.testing.assert_allclose(ours_hist[k], keras_hist[k], rtol=1e-5)
+    for a, b in zip(ours.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert ours.optimizer.iterations.numpy() == 3 * (steps_per_epoch or 4)
+
+
+def test_fit_callbacks_stop_and_empty_data_is_an_error():
+    class StopAfterTwo(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    x, y = np.zeros((8, 6), np.float32), np.eye(2, dtype=np.float32)[np.zeros(8, int)]
+    batches = lambda: iter([(x, y)])  # noqa: E731
+    hist = training.fit(_tiny_model(0), batches, batches, 10, None, [StopAfterTwo()])
+    assert len(hist["loss"]) == 2
+    with pytest.raises(ValueError, match="no batch"):
+        training.fit(_tiny_model(0), lambda: iter(()), batches, 1, None, [])
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     import os

@@ -16,6 +16,7 @@ import csv
 import functools
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,17 +300,15 @@ class Curriculum:
         return clean * generator.lesion_map_of(window, lesion)
 
 
-def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str,
+def _batches(reader: store.SplitReader, background: str, batch_size: int, n: int, seed: int | None, target: str,
              curriculum: Curriculum | None = None):
-    """tf.data over the on-disk split (target "class" or "gt"); `seed` None: no shuffling;
-    `curriculum`: its step counts batches across epochs."""
-    import tensorflow as tf
-
-    h, w = reader.x(background, slice(0, 1)).shape[1:3]
+    """A function returning a fresh pass of (x, target) batches over the split (target
+    "class" or "gt"); `seed` None: no shuffling, else every pass draws its own order from
+    one stream; `curriculum`: its step counts batches across passes."""
     rng = np.random.default_rng(seed) if seed is not None else None
     batches_made = [0]
 
-    def gen():
+    def one_pass():
         if curriculum is None or batches_made[0] >= curriculum.steps:  # no (more) curriculum: plain batches
             yield from reader.iter_batches(background, batch_size, rng=rng, n=n, target=target)
             return
@@ -318,10 +317,65 @@ def _dataset(reader: store.SplitReader, background: str, batch_size: int, n: int
             batches_made[0] += 1
             yield curriculum.apply(x, y, mask, corners, batches_made[0]), t
 
-    y_spec = (tf.TensorSpec((None, 2), tf.float32) if target == "class"
-              else tf.TensorSpec((None, h, w, 1), tf.float32))
-    ds = tf.data.Dataset.from_generator(gen, output_signature=(tf.TensorSpec((None, h, w, 1), tf.float32), y_spec))
-    return ds.prefetch(2)
+    return one_pass
+
+
+_COMPILED_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fit(model, train_pass, val_pass, epochs: int, steps_per_epoch: int | None, callbacks) -> dict[str, list[float]]:
+    """Keras' `fit` loop, fed from Python: each batch is passed to a compiled
+    `model.train_step` as an argument. Epochs are `steps_per_epoch` batches of a stream
+    of passes of `train_pass()` (None: one pass each); after each, `model.test_step` over
+    one pass of `val_pass()` gives the ``val_`` logs. Callbacks get Keras' calls and logs
+    (epoch-mean loss and metrics); returns the History dict.
+
+    Why not `model.fit`: on a 2-core AMD EPYC (TF 2.14, oneDNN), a whole `fit` call over
+    tf.data ran, at random, on both cores or on one (about 90 or 50 VGG-like images/s,
+    same model and data, in about 4 calls of 10); batches fed from Python ran on both
+    cores in every call (benchmarks/bench_training.py)."""
+    import itertools
+
+    import tensorflow as tf
+    from tensorflow import keras
+
+    steps = _COMPILED_STEPS.get(model)
+    if steps is None or steps[0] is not model.optimizer:  # traced once per model and `compile`
+        steps = (model.optimizer, tf.function(model.train_step, reduce_retracing=True),
+                 tf.function(model.test_step, reduce_retracing=True))
+        _COMPILED_STEPS[model] = steps
+    _, train_step, test_step = steps
+
+    def as_floats(logs):
+        return {k: float(v) for k, v in logs.items()}
+
+    cbs = keras.callbacks.CallbackList(callbacks, add_history=True, model=model, epochs=epochs, steps=steps_per_epoch,
+                                       verbose=0)
+    stream = itertools.chain.from_iterable(train_pass() for _ in itertools.count()) if steps_per_epoch else None
+    model.stop_training = False
+    cbs.on_train_begin()
+    for epoch in range(epochs):
+        model.reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        batches = itertools.islice(stream, steps_per_epoch) if steps_per_epoch else train_pass()
+        logs = {}
+        for step, (x, y) in enumerate(batches):
+            cbs.on_train_batch_begin(step)
+            logs = as_floats(train_step((x, y)))
+            cbs.on_train_batch_end(step, logs)
+        if not logs:
+            raise ValueError("fit: the training data gave no batch (n_train_images 0 or an empty split?)")
+        model.reset_metrics()
+        val_logs = {}
+        for x, y in val_pass():
+            val_logs = as_floats(test_step((x, y)))
+        epoch_logs = {**logs, **{f"val_{k}": v for k, v in val_logs.items()}}
+        model.reset_metrics()
+        cbs.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end()
+    return model.history.history
 
 
 def _dice_bce_loss():
@@ -399,23 +453,19 @@ def train(spec: ModelSpec, folder_data: Path, out: Path, progress: bool = True,
                 model.compile(_optimizer(t), _dice_bce_loss())
             curriculum = (Curriculum(t, config.data_config_from_dict(cache.read_meta(folder_data)["data_config"]))
                           if t.curriculum_steps else None)
-            train_ds = _dataset(tr, spec.background, t.batch_size, n_train, spec.seed, target, curriculum)
-            val_ds = _dataset(va, spec.background, t.val_batch_size, n_val, None, target)
-            steps = int(np.ceil(n_train / t.batch_size))
-            if t.steps_per_epoch:  # successive passes, cut into epochs of steps_per_epoch
-                train_ds, steps = train_ds.repeat(), t.steps_per_epoch
+            train_pass = _batches(tr, spec.background, t.batch_size, n_train, spec.seed, target, curriculum)
+            val_pass = _batches(va, spec.background, t.val_batch_size, n_val, None, target)
+            steps = t.steps_per_epoch or int(np.ceil(n_train / t.batch_size))
             desc = f"{spec.role}/{t.architecture}/{spec.background}/run{spec.run}"
             start = time.time()
-            hist = model.fit(train_ds, validation_data=val_ds, epochs=t.max_epochs,
-                             steps_per_epoch=t.steps_per_epoch,
-                             callbacks=[counter, *_callbacks(t, steps, desc, progress)], verbose=0)
+            history = fit(model, train_pass, val_pass, t.max_epochs, t.steps_per_epoch,
+                          [counter, *_callbacks(t, steps, desc, progress)])
             recalibrated = recalibrate_batchnorm(model, tr, spec.background, t.batch_size, n_train)
             seconds = time.time() - start
     finally:
         _set_precision("float32")
     weights = out / WEIGHTS
     model.save_weights(str(weights))
-    history = hist.history
     epochs = len(next(iter(history.values())))
     with open(out / "history.csv", "w", newline="") as f:
         wr = csv.writer(f)
