@@ -172,6 +172,9 @@ class LocalizationConfig:
     # The randomized-weights comparison scores the first n of those images
     # (None: all n_images); it costs as much as the trained maps again.
     n_randomized_images: int | None = None
+    # The classifier runs other than the selected one (issue 14's run-level verdicts and
+    # repeatability) are scored on the first n of those images (None: all n_images).
+    n_images_other_runs: int | None = None
     n_bootstrap: int = 2000
     alpha: float = 0.05
 
@@ -435,6 +438,12 @@ def _validate(p: Profile) -> None:
     if n_rand is not None and not 2 <= n_rand <= p.localization.n_images:
         raise ConfigError(
             f"localization.n_randomized_images={n_rand}: must be in 2..{p.localization.n_images} "
+            f"(localization.n_images) or null"
+        )
+    n_other = p.localization.n_images_other_runs
+    if n_other is not None and not 2 <= n_other <= p.localization.n_images:
+        raise ConfigError(
+            f"localization.n_images_other_runs={n_other}: must be in 2..{p.localization.n_images} "
             f"(localization.n_images) or null"
         )
     for key in ("batch_size", "pattern_n_images", "shap_background", "nsamples", "ig_steps", "xrai_steps"):

@@ -22,6 +22,15 @@ def test_run_variance_recovers_a_run_shift_and_skips_one_run_backgrounds():
     share = v.set_index("component")["share"]
     assert share.sum() == pytest.approx(1.0)
     assert share["run:method"] > 0.5 > share["image"]
+    assert (v["n_images"] == 15).all()
+
+
+def test_run_variance_uses_only_the_images_every_run_was_scored_on():
+    rng = np.random.default_rng(1)
+    rows = [{"background": "perlin", "run": run, "method": m, "image": img, "ap": 0.5 + rng.normal(0, 0.02)}
+            for run in range(3) for m in ("gradient", "xrai") for img in range(40 if run == 0 else 10)]
+    v = localization.run_variance(pd.DataFrame(rows))
+    assert (v["n_images"] == 10).all() and (v["n_runs"] == 3).all()
 
 
 def test_full_orders_limit_the_costly_methods_to_those_orders():

@@ -45,6 +45,7 @@ def test_override():
         ({"second__architecture": "vgg"}, "second.architecture='vgg'"),
         ({"saliency__n_images": 1000}, "saliency.n_images=1000"),
         ({"localization__n_randomized_images": 3}, "localization.n_randomized_images=3: must be in 2..2"),
+        ({"localization__n_images_other_runs": 1}, "localization.n_images_other_runs=1: must be in 2..2"),
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"nosuch__key": 1}, "unknown section 'nosuch'"),
         ({"data__mri_dir": "/no/such/folder"}, "data.mri_dir='/no/such/folder'"),

@@ -41,6 +41,16 @@ def test_randomized_indices_are_a_prefix_of_scored_indices():
     np.testing.assert_array_equal(rand, scored[:7])
 
 
+def test_other_runs_are_scored_on_a_prefix_of_the_selected_runs_images():
+    profile = load_profile("quick", localization__n_images_other_runs=10)
+    selected = selection.scored_indices_of_run(profile, selected=True)
+    other = selection.scored_indices_of_run(profile, selected=False)
+    assert len(selected) == profile.localization.n_images and len(other) == 10
+    np.testing.assert_array_equal(other, selected[:10])
+    every = load_profile("quick", localization__n_images_other_runs=None)
+    np.testing.assert_array_equal(selection.scored_indices_of_run(every, selected=False), selected)
+
+
 def _verdicts(converged=True):
     return pd.DataFrame([
         {"metric": metric, "method": "gradient", "baseline": b, "role": role, "verdict": "pass",

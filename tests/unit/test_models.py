@@ -155,6 +155,12 @@ def test_fit_matches_keras_fit(steps_per_epoch):
     assert ours.optimizer.iterations.numpy() == 3 * (steps_per_epoch or 4)
 
 
+def test_forward_is_keras_predict():
+    model = _tiny_model(2)
+    x = np.random.default_rng(3).normal(size=(7, 6)).astype(np.float32)
+    np.testing.assert_allclose(training.forward(model, x), model.predict(x, verbose=0), rtol=1e-6)
+
+
 def test_fit_callbacks_stop_and_empty_data_is_an_error():
     class StopAfterTwo(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -80,7 +80,8 @@ def test_linear_warmup_schedule():
 
 
 class _ScriptedModel:
-    """predict_on_batch answers with a scripted accuracy per evaluation."""
+    """predict_on_batch (what `training.forward` is patched to call) answers with a scripted
+    accuracy per evaluation."""
 
     def __init__(self, y, accuracies):
         self.y, self.accuracies, self.calls, self.stop_training = y, list(accuracies), 0, False
@@ -98,6 +99,7 @@ def test_steps_to_target_is_first_evaluation_at_95(stop, monkeypatch):
     monkeypatch.setattr(training, "PREDICT_BATCH", 64)
     y = np.arange(40) % 2
     model = _ScriptedModel(y, [0.5, 0.5, 0.925, 0.95, 0.5, 1.0])
+    monkeypatch.setattr(training, "forward", lambda m, x: m.predict_on_batch(x))
     cb = training._steps_callback(np.zeros((40, 1)), y, max_steps=None, stop_at_target=stop)
     cb.set_model(model)
     for _ in range(60):

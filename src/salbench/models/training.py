@@ -244,7 +244,7 @@ def _steps_callback(x_val: np.ndarray | None, y_val: np.ndarray | None, max_step
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
             if x_val is not None and self.steps_to_target is None and self.step % VAL_EVERY_STEPS == 0:
-                p = np.concatenate([self.model.predict_on_batch(x_val[s : s + PREDICT_BATCH])
+                p = np.concatenate([forward(self.model, x_val[s : s + PREDICT_BATCH])
                                     for s in range(0, len(x_val), PREDICT_BATCH)])
                 acc = float((np.asarray(p).argmax(1) == y_val).mean())
                 self.curve.append((self.step, acc))
@@ -395,10 +395,26 @@ def _dice_bce_loss():
 # ------------------------------------------------------------------------ evaluate
 
 
+_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forward(model, x: np.ndarray) -> np.ndarray:
+    """The model's inference output for one batch, as numpy. A compiled call instead of
+    Keras' `predict`, which goes through tf.data and, like `fit` (see `fit`), ran on one
+    core at random; in a graph-mode process, Keras' own `predict_on_batch`."""
+    import tensorflow as tf
+
+    if not tf.executing_eagerly():
+        return model.predict_on_batch(x)
+    fn = _FORWARD.get(model)
+    if fn is None:
+        fn = _FORWARD[model] = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    return fn(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+
 def predict(model, reader: store.SplitReader, background: str, n: int | None = None, batch_size: int = PREDICT_BATCH):
     n = len(reader) if n is None else n
-    out = [model.predict(reader.x(background, slice(s, min(s + batch_size, n))), verbose=0)
-           for s in range(0, n, batch_size)]
+    out = [forward(model, reader.x(background, slice(s, min(s + batch_size, n)))) for s in range(0, n, batch_size)]
     return np.concatenate(out)
 
 

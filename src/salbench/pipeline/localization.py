@@ -6,7 +6,7 @@ Scoring protocol (one for all four metrics, Budding's): |map| over brain pixels,
 the first `localization.n_images` class-2 holdout images (randomized-weights maps:
 the first `localization.n_randomized_images` of them). Every classifier run is
 scored (``run``; ``selected``: the best on holdout, which the figures and paper.md's
-numbers show). `model` column: ``trained`` (the run's classifier), ``randomized`` (the
+numbers show); the other runs on the first `localization.n_images_other_runs` images. `model` column: ``trained`` (the run's classifier), ``randomized`` (the
 same network with every weight layer re-drawn from its initializer) and ``baseline``
 (model-free maps and the average mask: Sobel edges, random, ``constant``, ``avg_mask``;
 and the U-Net's output), the same rows under every run.
@@ -24,7 +24,7 @@ from salbench.data import store
 from salbench.pipeline import maps as maps_stage
 from salbench.pipeline import results
 from salbench.pipeline.models import ModelSet
-from salbench.pipeline.selection import SPLIT, randomized_indices, scored_indices
+from salbench.pipeline.selection import SPLIT, randomized_indices, scored_indices, scored_indices_of_run
 from salbench.saliency import registry
 
 METRIC_COLUMNS = ("roc_auc", "ap", "prec99", "auprc")
@@ -94,18 +94,21 @@ def score_background(profile: Profile, models: ModelSet, background: str, method
     scored(baselines, "baseline", AVG_MASK, avg)
     scored(baselines, "baseline", CONSTANT, np.ones(gt.shape, np.float32))
     # The selected run first: its maps are the ones 03 already cached.
+    run_idx = {run: scored_indices_of_run(profile, run == selected) for run in runs}
     for run in runs:
         trained, randomized = models.trained(background, run=run), models.randomized(background, run=run)
         for method in methods:
             if method == UNET or not registry.get(method).needs_model:
                 continue
-            scored(per_run, "trained", method, maps_stage.maps_for(profile, models, trained, method, idx, progress), run)
+            scored(per_run, "trained", method,
+                   maps_stage.maps_for(profile, models, trained, method, run_idx[run], progress), run)
             scored(per_run, "randomized", method,
-                   maps_stage.maps_for(profile, models, randomized, method, idx[:n_rand], progress), run)
+                   maps_stage.maps_for(profile, models, randomized, method, run_idx[run][:n_rand], progress), run)
     base = pd.concat(baselines, ignore_index=True)
     trained_rows = pd.concat(per_run, ignore_index=True)
-    df = pd.concat([pd.concat([trained_rows[trained_rows.run == r], base.assign(run=r)]) for r in sorted(runs)],
-                   ignore_index=True)
+    # Under each run the baselines are scored on that run's images, so its tests stay paired.
+    df = pd.concat([pd.concat([trained_rows[trained_rows.run == r], base[base.image.isin(run_idx[r])].assign(run=r)])
+                    for r in sorted(runs)], ignore_index=True)
     df["run"] = df["run"].astype(int)
     df["selected"] = df["run"] == selected
     return df[["background", "run", "selected", "model", "method", "image", *METRIC_COLUMNS, "constant_map"]]
@@ -248,14 +251,17 @@ RUN_COMPONENTS = ("image", "run", "run:method")
 
 def run_variance(by_run: pd.DataFrame, metric: str = "ap") -> pd.DataFrame:
     """Per background with two or more classifier runs: variance components of a
-    localization metric over (image, run, method) rows (`stats.run_mixed_model`,
-    `RUN_COMPONENTS`), with their share of the total."""
+    localization metric over (image, run, method) rows of the images every run was scored
+    on (`stats.run_mixed_model`, `RUN_COMPONENTS`), with their share of the total."""
     frames = []
     for bg, g in by_run.groupby("background", sort=False):
         if g["run"].nunique() < 2:
             continue
+        # Only the images every run was scored on, so image and run effects are not confounded.
+        per_image_runs = g.groupby("image")["run"].nunique()
+        g = g[g.image.isin(per_image_runs.index[per_image_runs == g["run"].nunique()])]
         res = stats.run_mixed_model(g, metric, components=RUN_COMPONENTS)
         frames.append(res.variance.assign(background=bg, n_runs=g["run"].nunique(), n_methods=g["method"].nunique(),
-                                          converged=res.converged, note=res.note))
-    cols = ["background", "component", "variance", "share", "n_runs", "n_methods", "converged", "note"]
+                                          n_images=g["image"].nunique(), converged=res.converged, note=res.note))
+    cols = ["background", "component", "variance", "share", "n_runs", "n_methods", "n_images", "converged", "note"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

@@ -27,3 +27,11 @@ def randomized_indices(profile: Profile) -> np.ndarray:
     n = profile.localization.n_randomized_images
     idx = scored_indices(profile)
     return idx if n is None else idx[:n]
+
+
+def scored_indices_of_run(profile: Profile, selected: bool) -> np.ndarray:
+    """The scored images of a classifier run: all of them for the selected run, the first
+    `localization.n_images_other_runs` for the others (a prefix, so runs stay paired)."""
+    idx = scored_indices(profile)
+    n = profile.localization.n_images_other_runs
+    return idx if selected or n is None else idx[:n]
