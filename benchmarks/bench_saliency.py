@@ -186,4 +186,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from salbench import workers
+
+    workers.main_is_guarded()  # XRAI's region search may use worker processes
     main()

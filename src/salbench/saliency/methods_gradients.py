@@ -19,13 +19,15 @@ PAIR explains one image at a time. To keep whole batches on the model at once:
   then runs PAIR's ``GradCam.GetMask`` per image on those values.
 * XRAI computes PAIR's two-baseline IG for the batch as above, then PAIR's
   ``XRAI.GetMask`` per image with it as ``base_attribution`` (which is what XRAI does
-  internally), so only the segmentation and greedy region search run per image.
+  internally), so only the segmentation and greedy region search run per image, in
+  one worker process per core (`salbench.workers`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from salbench import workers
 from salbench.batching import batch_slices
 from salbench.saliency.methods_common import (
     MAX_ROWS_PER_CALL,
@@ -249,17 +251,13 @@ def xrai(model, x_batch, *, steps=100, algorithm="full", area_threshold=1.0, tar
         raise MethodParameterError(f"algorithm={algorithm!r}: choose 'full' or 'fast'")
     if not 0.0 < float(area_threshold) <= 1.0:
         raise MethodParameterError(f"area_threshold={area_threshold}: must be in (0, 1]")
-    pair = _pair()
     targets = resolve_targets(model, x_batch, target)
     n = len(x_batch)
     lo = np.min(x_batch, axis=(1, 2, 3), keepdims=True) * np.ones_like(x_batch)
     hi = np.max(x_batch, axis=(1, 2, 3), keepdims=True) * np.ones_like(x_batch)
     igs = stacked_ig(model, np.concatenate([x_batch, x_batch]), np.concatenate([targets, targets]),
                      np.concatenate([lo, hi]), int(steps))
-    params = pair.XRAIParameters(steps=int(steps), area_threshold=float(area_threshold), algorithm=algorithm)
-    xr = pair.XRAI()
-    out = np.empty(x_batch.shape[:3], dtype=np.float32)
-    for i in range(n):
-        attr = np.mean([igs[i], igs[n + i]], axis=0)
-        out[i] = xr.GetMask(x_batch[i], None, base_attribution=attr, extra_parameters=params)
-    return out
+    # The region search holds the GIL: one worker process per core (salbench.workers).
+    jobs = [(x_batch[i], np.mean([igs[i], igs[n + i]], axis=0), int(steps), float(area_threshold), algorithm)
+            for i in range(n)]
+    return np.stack(workers.map_in_processes(workers.xrai_regions, jobs)).reshape(x_batch.shape[:3])
