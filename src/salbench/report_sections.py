@@ -17,6 +17,7 @@ import pandas as pd
 
 from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
 from salbench.report import BACKGROUND_LABELS, ReportError, Tables, block, fixed, label, number
+from salbench.tables import images_in_every_run
 
 EDGE = "sobel"
 FIDELITY_ROWS = (*TOMSETT_METHODS, EDGE, "oracle", "random")
@@ -364,9 +365,10 @@ def consistency_table(t: Tables, background: str) -> str:
 @block
 def run_spread_table(t: Tables) -> str:
     """Issue 14: mean localization AP per method for each classifier run's trained maps
-    (`localization_scores`; the selected run marked *), and the largest difference between runs."""
+    (`localization_scores`, the images every run was scored on; the selected run marked *),
+    and the largest difference between runs."""
     r = _read(t, "localization_scores")
-    r = r[r["model"] == "trained"]
+    r = images_in_every_run(r[r["model"] == "trained"])
     runs = sorted(r["run"].unique())
     sel = {bg: int(g.loc[g["selected"].astype(str) == "True", "run"].iloc[0])
            for bg, g in r.groupby("background") if (g["selected"].astype(str) == "True").any()}

@@ -88,3 +88,12 @@ def get_spec(name: str) -> TableSpec:
     if name not in SPECS:
         raise UnknownTableError(f"unknown table {name!r}; valid tables: {sorted(SPECS)}")
     return SPECS[name]
+
+
+def images_in_every_run(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the images that every classifier run of their background was scored on
+    (runs other than the selected one may be scored on fewer: `localization.n_images_other_runs`),
+    so that comparisons across runs are over the same images."""
+    runs = scores.groupby("background")["run"].transform("nunique")
+    per_image = scores.groupby(["background", "image"])["run"].transform("nunique")
+    return scores[per_image == runs]

@@ -57,3 +57,18 @@ def test_consistency_table_names_a_not_applicable_method(tmp_path):
                         "did not pass / did not pass | repeatability higher (p 0.001) |")
     assert lines[3].startswith("| Grad-CAM | 0.600 ± 0.014 | did not pass / did not pass | n/a: no conv layer | - |")
     assert lines[4] == "| U-Net (two runs; the high baseline) | 0.900 ± 0.014 | - | - | - | - |"
+
+
+def test_run_spread_table_compares_runs_on_the_images_every_run_has(tmp_path):
+    # Run 1 (selected) scored on images 0-3, runs 0 and 2 on images 0-1; image 3 of run 1 is
+    # an outlier that must not enter the comparison.
+    rows = []
+    for bg in ("perlin", "mri"):
+        for run, n in ((0, 2), (1, 4), (2, 2)):
+            for img in range(n):
+                ap = 0.9 if (run == 1 and img >= 2) else 0.1 * (run + 1)
+                rows.append({"background": bg, "run": run, "selected": run == 1, "model": "trained",
+                             "method": "gradient", "image": img, "ap": ap})
+    write(tmp_path, "localization_scores", pd.DataFrame(rows))
+    text = BLOCKS["run_spread_table"](Tables(tmp_path))
+    assert "| Gradient | 0.100 | 0.200 | 0.300 | 0.200 | 0.100 | 0.200 | 0.300 | 0.200 |" in text

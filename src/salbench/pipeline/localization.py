@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from salbench import metrics, outputs, plots, stats
+from salbench.tables import images_in_every_run
 from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
@@ -239,9 +240,10 @@ def randomization_figure(tabs: dict[str, pd.DataFrame], metric: str = "auprc"):
 
 
 def run_spread_figure(tabs: dict[str, pd.DataFrame]):
-    """Mean AP per method for each classifier run (issue 14), every trained-model method."""
+    """Mean AP per method for each classifier run (issue 14), every trained-model method,
+    over the images every run was scored on."""
     s = tabs["localization_scores"]
-    return plots.run_spread(s[s.model == "trained"])
+    return plots.run_spread(images_in_every_run(s[s.model == "trained"]))
 
 
 # ---------------------------------------------------------------------- run-level variance (issue 14)
@@ -257,9 +259,7 @@ def run_variance(by_run: pd.DataFrame, metric: str = "ap") -> pd.DataFrame:
     for bg, g in by_run.groupby("background", sort=False):
         if g["run"].nunique() < 2:
             continue
-        # Only the images every run was scored on, so image and run effects are not confounded.
-        per_image_runs = g.groupby("image")["run"].nunique()
-        g = g[g.image.isin(per_image_runs.index[per_image_runs == g["run"].nunique()])]
+        g = images_in_every_run(g)  # else image and run effects are confounded
         res = stats.run_mixed_model(g, metric, components=RUN_COMPONENTS)
         frames.append(res.variance.assign(background=bg, n_runs=g["run"].nunique(), n_methods=g["method"].nunique(),
                                           n_images=g["image"].nunique(), converged=res.converged, note=res.note))
