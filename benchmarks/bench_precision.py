@@ -3,7 +3,8 @@ in one run and interleaved (float32, bf16, float32, bf16) so machine load hits b
 
     python benchmarks/bench_precision.py [--images 512] [--batch 16] [--roles classifier unet]
 
-Prints images/s per precision and role, the bf16 / float32 ratio, the CPU model and
+Trains through `training.fit`, as the profiles do. Prints images/s per precision and role
+(mean and range over the repeats), the bf16 / float32 ratio of the means, the CPU model and
 which bf16 instructions it has (AMX tiles, AVX-512 BF16); `precision: auto` in the
 profiles picks bf16 only where that ratio was measured well above 1.
 """
@@ -15,6 +16,10 @@ import os
 import time
 
 import numpy as np
+
+
+def batches(x, y, size: int, n: int):
+    return lambda: ((x[i:i + size], y[i:i + size]) for i in range(0, n, size))
 
 
 def main():
@@ -47,9 +52,10 @@ def main():
                 tf.keras.utils.set_random_seed(0)
                 model = training.build_model(cfg, x.shape[1:])
                 model.compile(training._optimizer(cfg), loss)
-                model.fit(x[: args.batch * 4], y[: args.batch * 4], batch_size=args.batch, verbose=0)  # warm-up
+                # salbench's training loop (training.fit): Keras' own fit ran some calls on one core.
+                training.fit(model, batches(x, y, args.batch, args.batch * 4), lambda: iter(()), 1, None, [])  # warm-up
                 start = time.perf_counter()
-                model.fit(x, y, batch_size=args.batch, verbose=0)
+                training.fit(model, batches(x, y, args.batch, args.images), lambda: iter(()), 1, None, [])
                 rates.setdefault((role, precision), []).append(args.images / (time.perf_counter() - start))
         tf.keras.mixed_precision.set_global_policy("float32")
     flags = provenance.cpu_flags()
@@ -57,9 +63,13 @@ def main():
           f"AVX-512 BF16: {'avx512_bf16' in flags}; {args.images} images of 140x192, batch {args.batch}, "
           f"{args.repeats} interleaved repeats")
     print("| role | float32 images/s | mixed bf16 images/s | bf16 / float32 |\n|---|---|---|---|")
+
+    def cell(r):
+        return f"{np.mean(r):.1f} ({min(r):.1f}-{max(r):.1f})"
+
     for role in args.roles:
-        f32, bf16 = np.mean(rates[(role, "float32")]), np.mean(rates[(role, "mixed_bfloat16")])
-        print(f"| {role} | {f32:.1f} | {bf16:.1f} | {bf16 / f32:.2f} |")
+        f32, bf16 = rates[(role, "float32")], rates[(role, "mixed_bfloat16")]
+        print(f"| {role} | {cell(f32)} | {cell(bf16)} | {np.mean(bf16) / np.mean(f32):.2f} |")
 
 
 if __name__ == "__main__":
