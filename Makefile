@@ -45,7 +45,7 @@ test-unit: $(STAMP)  ## paper.md's generated numbers, unit and reference tests (
 	SALBENCH_GRAPH_TESTS=1 $(BIN)/python -m pytest -q tests
 
 test-notebooks: $(STAMP)  ## nbval (lax) on the committed notebooks' smoke defaults
-	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	$(BIN)/python -m pytest -q --durations=8 --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 # By conclusion by default: on any CPU but the one that made the committed tables the numbers
 # differ (bf16, thread scheduling), so a numeric default would fail for nearly every user.
