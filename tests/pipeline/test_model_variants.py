@@ -86,3 +86,25 @@ def test_loaded_models_are_evicted(monkeypatch):
     for run in range(3):
         ms.model(ms.trained("perlin", run=run))
     assert len(ms._loaded) == 2 and "fake-0" not in ms._loaded
+
+
+def test_random_weights_in_graph_mode_leave_the_models_graph_alone():
+    """Drawn in a throwaway graph: the model's graph does not grow, and the values are
+    those the model's own graph gives (Keras' seeded initializers are stateless)."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    from salbench.models import architectures
+
+    model = architectures.build_vgg((28, 36, 1))
+    graph = tf.compat.v1.get_default_graph()
+    before = len(graph.get_operations())
+    drawn = architectures.random_weights(model, "fc1", seed=5)
+    assert len(graph.get_operations()) == before
+    layer, names = model.get_layer("fc1"), architectures.weight_layers(model)
+    for j, w in enumerate(layer.weights):
+        cfg = keras.initializers.serialize(getattr(layer, w.name.split("/")[-1].split(":")[0] + "_initializer"))
+        if "seed" in cfg.get("config", {}):
+            cfg["config"]["seed"] = architectures.weight_seed(5, names.index("fc1"), j)
+        in_model_graph = keras.backend.get_value(keras.initializers.deserialize(cfg)(tuple(w.shape)))
+        np.testing.assert_array_equal(drawn[j], in_model_graph)

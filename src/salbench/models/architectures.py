@@ -152,8 +152,6 @@ def random_weights(model: keras.Model, layer_name: str, seed: int) -> list[np.nd
     moving_mean and moving_variance, i.e. a BatchNorm layer is reset to its initial
     state, statistics included), seeded by `weight_seed`. A weight without an
     initializer attribute raises rather than keep its trained value silently."""
-    from tensorflow.keras import backend as K
-
     names = weight_layers(model)
     if layer_name not in names:
         raise ArchitectureError(f"model {model.name!r} has no weight layer {layer_name!r}; weight layers: {names}")
@@ -167,10 +165,23 @@ def random_weights(model: keras.Model, layer_name: str, seed: int) -> list[np.nd
         cfg = keras.initializers.serialize(init)
         if "seed" in cfg.get("config", {}):
             cfg["config"]["seed"] = weight_seed(seed, names.index(layer_name), j)
-        fresh = keras.initializers.deserialize(cfg)
-        value = fresh(tuple(w.shape), dtype=w.dtype.base_dtype)
-        new.append(np.asarray(K.get_value(value), dtype=np.float32))
+        new.append(_draw(keras.initializers.deserialize(cfg), tuple(w.shape), w.dtype.base_dtype))
     return new
+
+
+def _draw(initializer, shape: tuple, dtype) -> np.ndarray:
+    """Values of one initializer call. In graph mode they are drawn in a throwaway graph:
+    drawn in the model's graph, every re-drawn layer added ops to it, and every later
+    session call paid for the growth (15 of the smoke 04's 97 s). Keras' seeded
+    initializers are stateless, so the values are the same either way (tested)."""
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return np.asarray(initializer(shape, dtype=dtype), dtype=np.float32)
+    with tf.Graph().as_default():
+        value = initializer(shape, dtype=dtype)
+        with tf.compat.v1.Session() as session:
+            return np.asarray(session.run(value), dtype=np.float32)
 
 
 def reinitialize(model: keras.Model, layer_names, seed: int) -> None:
