@@ -73,7 +73,8 @@ def main():
     if args.write_images:
         n = args.write_images
         overrides = dict(data__n_train=int(n * 0.7) // 2 * 2, data__n_val=int(n * 0.1) // 2 * 2,
-                         data__n_holdout=int(n * 0.2) // 2 * 2, saliency__n_images=1, localization__n_images=1)
+                         data__n_holdout=int(n * 0.2) // 2 * 2, saliency__n_images=2, localization__n_images=2,
+                         localization__n_randomized_images=2, trust__n_images=2, fidelity__n_images=2)
     profile = load_profile("paper", **overrides)
     p_rate, m_rate, both = per_background_rates(paper.data, paper.seed)
     print(f"cores: {os.cpu_count()}")
