@@ -21,3 +21,11 @@ def test_benchmark_runs(script, args, expect):
                          timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout, out.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_data_benchmark_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_data.py"), "--write-images", "200"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "background images/s" in out.stdout, out.stdout[-2000:]
