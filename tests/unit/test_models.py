@@ -161,6 +161,20 @@ def test_forward_is_keras_predict():
     np.testing.assert_allclose(training.forward(model, x), model.predict(x, verbose=0), rtol=1e-6)
 
 
+def test_compiled_steps_do_not_keep_models_alive():
+    import gc
+    import weakref
+
+    model = _tiny_model(4)
+    x, y = np.zeros((4, 6), np.float32), np.eye(2, dtype=np.float32)[np.zeros(4, int)]
+    training.fit(model, lambda: iter([(x, y)]), lambda: iter([(x, y)]), 1, None, [])
+    training.forward(model, x)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
+
+
 def test_fit_callbacks_stop_and_empty_data_is_an_error():
     class StopAfterTwo(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -341,8 +341,9 @@ def fit(model, train_pass, val_pass, epochs: int, steps_per_epoch: int | None, c
 
     steps = _COMPILED_STEPS.get(model)
     if steps is None or steps[0] is not model.optimizer:  # traced once per model and `compile`
-        steps = (model.optimizer, tf.function(model.train_step, reduce_retracing=True),
-                 tf.function(model.test_step, reduce_retracing=True))
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        steps = (model.optimizer, tf.function(lambda data: ref().train_step(data), reduce_retracing=True),
+                 tf.function(lambda data: ref().test_step(data), reduce_retracing=True))
         _COMPILED_STEPS[model] = steps
     _, train_step, test_step = steps
 
@@ -408,7 +409,8 @@ def forward(model, x: np.ndarray) -> np.ndarray:
         return model.predict_on_batch(x)
     fn = _FORWARD.get(model)
     if fn is None:
-        fn = _FORWARD[model] = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        fn = _FORWARD[model] = tf.function(lambda batch: ref()(batch, training=False), reduce_retracing=True)
     return fn(tf.convert_to_tensor(x, tf.float32)).numpy()
 
 
