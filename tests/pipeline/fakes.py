@@ -1,5 +1,5 @@
 """Stand-ins for trained models: what `pipeline.models.ModelSet` needs of one (spec,
-key, meta, load()), around tiny Keras networks, for the graph-mode pipeline tests."""
+key, meta, architecture_key, load(), load_into()), around tiny Keras networks, for the graph-mode pipeline tests."""
 
 from dataclasses import dataclass
 
@@ -36,7 +36,7 @@ class Spec:
 
 
 class FakeTrained:
-    """What ModelSet needs of a trained model: spec, key, load()."""
+    """What ModelSet needs of a trained model: spec, key, architecture_key, load(), load_into()."""
 
     def __init__(self, key, weights_seed=0, role="classifier", run=0, build=conv_net):
         self.spec, self.key, self.build = Spec(role=role, run=run), key, build
@@ -44,7 +44,14 @@ class FakeTrained:
         rng = np.random.default_rng(weights_seed)
         self.weights = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in build().get_weights()]
 
+    @property
+    def architecture_key(self):
+        return (self.build.__name__,)
+
     def load(self):
         model = self.build()
         model.set_weights(self.weights)
         return model
+
+    def load_into(self, model):
+        model.set_weights(self.weights)

@@ -3,7 +3,7 @@ weights for a layer at every step, and leave every other weight trained."""
 
 import numpy as np
 import pytest
-from fakes import LAYERS, FakeTrained
+from fakes import LAYERS, FakeTrained, dense_net
 
 from salbench.config import load_profile
 from salbench.pipeline import models as pm
@@ -79,13 +79,51 @@ def test_predict_fn_gives_probabilities_and_logits(models):
     np.testing.assert_allclose(models.predict_fn(variant, batch_size=2)(x), probs, rtol=1e-6)
 
 
-def test_loaded_models_are_evicted(monkeypatch):
-    monkeypatch.setattr(pm, "MAX_LOADED", 2)
+def flat(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def assert_weights(got, expected, what):
+    assert len(got) == len(expected), what
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b, err_msg=str(what))
+
+
+def test_runs_of_one_architecture_share_one_model_and_show_their_own_weights():
+    """Switching runs assigns weights in place: every variant, in any order, shows the
+    weights a model set holding only its run would show."""
     fakes = [FakeTrained(f"fake-{seed}", seed, run=seed) for seed in range(3)]
+    other = FakeTrained("fake-d", 9, role="second", build=dense_net)
+    ms = pm.ModelSet(load_profile("smoke"), trained_models=[*fakes, other])
+    alone = {f.spec.run: pm.ModelSet(load_profile("smoke"), trained_models=[f]) for f in fakes}
+    expected = {}
+    for run, single in alone.items():
+        for v in [single.trained("perlin", run=run), single.randomized("perlin", run=run),
+                  *single.cascade("perlin", "bottom_up", run=run)[:2]]:
+            expected[v] = flat(single.model(v))
+    shared = ms.model(ms.trained("perlin", run=0))
+    order = list(expected)
+    for v in [*order, *order[::-1], order[5], order[0], order[9], order[2]]:
+        got = ms.model(v)
+        assert got is shared, v
+        assert_weights(flat(got), expected[v], v)
+    assert ms.model(ms.trained("perlin", role="second", run=0)) is not shared
+    assert len(ms._loaded) == 2
+    for f in fakes:  # trained weights are exactly the run's own
+        assert_weights(flat(ms.model(ms.trained("perlin", run=f.spec.run))), f.weights, f.key)
+
+
+def test_loaded_models_are_evicted(monkeypatch):
+    monkeypatch.setattr(pm, "MAX_LOADED", 1)
+    fakes = [FakeTrained("fake-a", 1, run=0), FakeTrained("fake-b", 2, role="second", build=dense_net)]
     ms = pm.ModelSet(load_profile("smoke"), trained_models=fakes)
-    for run in range(3):
-        ms.model(ms.trained("perlin", run=run))
-    assert len(ms._loaded) == 2 and "fake-0" not in ms._loaded
+    first = ms.model(ms.randomized("perlin", run=0))
+    ms.model(ms.trained("perlin", role="second", run=0))
+    assert list(ms._loaded) == [fakes[1].architecture_key]
+    assert not ms._trained_weights.keys() & {"fake-a"} and not any(k[0] == "fake-a" for k in ms._random_weights)
+    again = ms.model(ms.trained("perlin", run=0))  # reloaded, trained again
+    assert again is not first and list(ms._loaded) == [fakes[0].architecture_key]
+    assert_weights(flat(again), fakes[0].weights, "reloaded")
 
 
 def test_random_weights_in_graph_mode_leave_the_models_graph_alone():

@@ -100,6 +100,14 @@ def spec_for(profile: Profile, role: str, background: str, run: int) -> ModelSpe
 # --------------------------------------------------------------------------- build
 
 
+def architecture_key(train: TrainConfig, input_shape) -> tuple:
+    """What `build_model` builds from: two models with the same key have the same
+    layers, names and weight shapes (their weights may differ)."""
+    if isinstance(train, UNetConfig):
+        return ("unet", tuple(input_shape), train.base_filters, train.depth)
+    return (train.architecture, tuple(input_shape), bool(train.standardize))
+
+
 def build_model(train: TrainConfig, input_shape):
     from salbench.models import architectures
 
@@ -562,18 +570,36 @@ class TrainedModel:
 
         return pd.read_csv(self.folder / "history.csv")
 
-    def load(self):
-        """The model with float32 weights, built in the current execution mode."""
+    @property
+    def architecture_key(self) -> tuple:
+        """Equal for models of the same network (`architecture_key`)."""
+        return architecture_key(self.spec.train, self.meta["input_shape"])
+
+    def _checked_weights(self) -> Path:
         weights = self.folder / WEIGHTS
         if not weights.is_file() or cache.sha256_file(weights) != self.meta.get("weights_sha256"):
             raise CorruptModelError(
                 f"{weights}: missing or checksum mismatch (expected {self.meta.get('weights_sha256')}); "
                 "delete the entry or call train_or_load to retrain"
             )
+        return weights
+
+    def load(self):
+        """The model with float32 weights, built in the current execution mode."""
+        weights = self._checked_weights()
         try:
             return load_weights_into(self.spec.train, self.meta["input_shape"], weights)
         except (OSError, ValueError, KeyError) as err:
             raise CorruptModelError(f"{weights}: cannot be loaded ({err})") from err
+
+    def load_into(self, model) -> None:
+        """Assign this model's weights to `model`, a network of the same `architecture_key`
+        (no new graph: what `pipeline.models.ModelSet` does to switch runs)."""
+        weights = self._checked_weights()
+        try:
+            model.load_weights(str(weights))
+        except (OSError, ValueError, KeyError) as err:
+            raise CorruptModelError(f"{weights}: cannot be loaded into {model.name!r} ({err})") from err
 
 
 def cached_model(profile: Profile, role: str, background: str, run: int) -> TrainedModel | None:

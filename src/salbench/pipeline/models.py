@@ -10,11 +10,13 @@ weights at every step of every cascade, and two variants that re-draw the same l
 one key). BatchNorm layers are reset to their initial state: gamma, beta and the
 moving statistics (`salbench.models.architectures.random_weights`).
 
-Loaded models: one Keras object per trained model, at most `MAX_LOADED` at a time
-(least recently used evicted); a variant is made by assigning weights to that object
-in place, so a 10-step cascade holds one model, and saliency's per-model analyzers
-are built once. A model returned by `model(variant)` shows that variant until the
-next `model()` call for the same trained model.
+Loaded models: one Keras object per network architecture (`TrainedModel.architecture_key`:
+the runs of a role on both backgrounds share it), at most `MAX_LOADED` at a time (least
+recently used evicted). A run or variant is made by assigning weights to that object in
+place, so a 10-step cascade or three runs hold one model, and saliency's per-model
+analyzers and compiled functions are built once per architecture (building them took most
+of a smoke run's time). A model returned by `model(variant)` shows that variant until
+the next `model()` call for a model of the same architecture.
 
 Training needs eager mode and the analyses graph mode: a `ModelSet` made in graph mode
 trains missing models in a child Python process (eager), then loads them.
@@ -42,7 +44,7 @@ ROLES = ("classifier", "second", "unet")
 ORDERS = ("trained", "randomized", "top_down", "bottom_up", "single")
 # Bump when re-initialisation changes the weights a variant gets.
 REINIT_VERSION = 1
-# Keras model objects kept loaded (one per trained model).
+# Keras model objects kept loaded (one per architecture).
 MAX_LOADED = 3
 PREDICT_BATCH = 64
 
@@ -126,9 +128,10 @@ class ModelSet:
         require_graph_mode("ModelSet (it loads the models to explain)")
         self.profile = profile
         self.trained_models = ensure_trained(profile, progress) if trained_models is None else list(trained_models)
-        self._loaded: OrderedDict[str, object] = OrderedDict()
-        self._state: dict[str, tuple[str, ...]] = {}  # trained key -> layers now re-drawn
-        self._trained_weights: dict[str, dict[str, list]] = {}
+        self._loaded: OrderedDict[tuple, object] = OrderedDict()  # architecture key -> model
+        # architecture key -> (trained key, layers re-drawn): what its model shows now
+        self._state: dict[tuple, tuple[str, tuple[str, ...]]] = {}
+        self._trained_weights: dict[str, dict[str, list]] = {}  # trained key -> layer -> arrays
         self._random_weights: dict[tuple[str, str], list] = {}
         self._functions: dict[tuple[int, str], object] = {}
 
@@ -193,48 +196,60 @@ class ModelSet:
     # ------------------------------------------------------------------ loading
 
     def _base(self, trained: training.TrainedModel):
-        """The Keras object of a trained model (loaded once; LRU-evicted)."""
-        model = self._loaded.get(trained.key)
+        """The Keras object of `trained`'s architecture showing `trained`'s weights (the
+        layers some variant re-drew stay re-drawn until `model` restores them)."""
+        arch = trained.architecture_key
+        model = self._loaded.get(arch)
         if model is None:
             model = trained.load()
-            self._loaded[trained.key] = model
-            self._state[trained.key] = ()
-            self._trained_weights[trained.key] = {
-                name: model.get_layer(name).get_weights() for name in architectures.weight_layers(model)}
+            self._loaded[arch] = model
+            self._trained_weights[trained.key] = _layer_weights(model)
+            self._state[arch] = (trained.key, ())
             while len(self._loaded) > MAX_LOADED:
                 self._evict(next(iter(self._loaded)))
-        self._loaded.move_to_end(trained.key)
+        elif self._state[arch][0] != trained.key:
+            saved = self._trained_weights.get(trained.key)
+            if saved is None:
+                trained.load_into(model)
+                self._trained_weights[trained.key] = _layer_weights(model)
+            else:
+                _assign(model, saved)
+            self._state[arch] = (trained.key, ())
+        self._loaded.move_to_end(arch)
         return model
 
-    def _evict(self, key: str) -> None:
-        model = self._loaded.pop(key)
+    def _evict(self, arch: tuple) -> None:
+        model = self._loaded.pop(arch)
         methods_common.forget(model)
         self._functions = {k: v for k, v in self._functions.items() if k[0] != id(model)}
-        self._state.pop(key, None)
-        self._trained_weights.pop(key, None)
-        self._random_weights = {k: v for k, v in self._random_weights.items() if k[0] != key}
+        self._state.pop(arch, None)
+        keys = {m.key for m in self.trained_models if m.architecture_key == arch}
+        self._trained_weights = {k: v for k, v in self._trained_weights.items() if k not in keys}
+        self._random_weights = {k: v for k, v in self._random_weights.items() if k[0] not in keys}
 
     def model(self, variant: ModelVariant):
         """The Keras model of `variant` (weights assigned in place; see the module doc)."""
         trained = self.trained_model(variant)
         model = self._base(trained)
-        current = self._state[trained.key]
+        arch = trained.architecture_key
+        current = self._state[arch][1]
         if current != variant.reinit:
-            unknown = sorted(set(variant.reinit) - set(self._trained_weights[trained.key]))
+            valid = architectures.weight_layers(model)
+            unknown = sorted(set(variant.reinit) - set(valid))
             if unknown:
-                raise ValueError(f"{variant}: no weight layer(s) {unknown}; "
-                                 f"valid: {list(self._trained_weights[trained.key])}")
+                raise ValueError(f"{variant}: no weight layer(s) {unknown}; valid: {valid}")
             seed = self.randomization_seed(trained)
+            changes = {}
             for name in set(current) ^ set(variant.reinit):
-                layer = model.get_layer(name)
                 if name in variant.reinit:
                     rk = (trained.key, name)
                     if rk not in self._random_weights:
                         self._random_weights[rk] = architectures.random_weights(model, name, seed)
-                    layer.set_weights(self._random_weights[rk])
+                    changes[name] = self._random_weights[rk]
                 else:
-                    layer.set_weights(self._trained_weights[trained.key][name])
-            self._state[trained.key] = variant.reinit
+                    changes[name] = self._trained_weights[trained.key][name]
+            _assign(model, changes)
+            self._state[arch] = (trained.key, variant.reinit)
         return model
 
     def predict_fn(self, variant: ModelVariant, output: str = "probabilities", batch_size: int = PREDICT_BATCH):
@@ -261,6 +276,24 @@ class ModelSet:
             return map_batches(fn, x, batch_size)
 
         return predict
+
+
+def _layer_weights(model) -> dict[str, list]:
+    """Every layer's weights (fixed layers too: the VGG's standardization differs by background)."""
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+
+
+def _assign(model, weights: dict[str, list]) -> None:
+    """Set the named layers' weights in one call (one session run in graph mode)."""
+    from tensorflow import keras
+
+    pairs = []
+    for name, arrays in weights.items():
+        variables = model.get_layer(name).weights
+        if len(variables) != len(arrays):
+            raise ValueError(f"layer {name!r} of {model.name!r} has {len(variables)} weights, got {len(arrays)}")
+        pairs += zip(variables, arrays)
+    keras.backend.batch_set_value(pairs)
 
 
 if __name__ == "__main__":  # the child process of `train_in_child`
