@@ -71,7 +71,7 @@ def _spawn_is_safe() -> bool:
     return not hasattr(main, "__file__")
 
 
-def _ignore_sigint() -> None:
+def ignore_sigint() -> None:
     """Ctrl-C (and a kernel's shutdown) interrupts the parent, which stops the pool; idle
     workers would otherwise each print a KeyboardInterrupt traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,7 +80,7 @@ def _ignore_sigint() -> None:
 def _get_pool(n: int) -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+        _pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_sigint)
         atexit.register(shutdown)
     return _pool
 

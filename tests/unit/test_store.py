@@ -28,14 +28,56 @@ def test_store_equals_generator(tmp_cache, profile):
         assert np.array_equal(r.mask(), direct.mask)
 
 
-def test_parallel_writer_is_byte_identical(tmp_cache, profile, monkeypatch, tmp_path):
+def read_all(folder):
+    out = {}
+    for split in ("train", "val", "holdout"):
+        with store.SplitReader(folder, split) as r:
+            out[split] = [r.x("perlin"), r.x("mri"), r.y(), r.gt(), r.mask(), r.corners()]
+    return out
+
+
+@pytest.mark.parametrize("shared_memory", [True, False], ids=["shared-memory", "pipe"])
+def test_parallel_writer_is_byte_identical(tmp_cache, profile, monkeypatch, tmp_path, shared_memory):
     folder = store.ensure_dataset(profile, workers=1, progress=False)
-    one = store.SplitReader(folder, "train").x("mri")
+    one = read_all(folder)
     monkeypatch.setattr(store, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(store, "_shared_memory_fits", lambda nbytes: shared_memory)
     monkeypatch.setenv("SALBENCH_CACHE", str(tmp_path / "other"))
     folder2 = store.ensure_dataset(profile, workers=2, progress=False)
     assert folder2 != folder
-    assert store.SplitReader(folder2, "train").x("mri").tobytes() == one.tobytes()
+    two = read_all(folder2)
+    for split in one:
+        for a, b in zip(one[split], two[split]):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), split
+
+
+def shared_memory_segments():
+    from pathlib import Path
+
+    return {p.name for p in Path("/dev/shm").glob("psm_*")}
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failed_parallel_generation_leaves_no_shared_memory_or_entry(tmp_cache, profile, monkeypatch, error):
+    class FailingBar:
+        def __init__(self, *args, **kwargs):
+            self.calls = 0
+
+        def update(self, n):
+            self.calls += 1
+            if self.calls == 2:  # mid-split, with chunks in flight
+                raise error("stop")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(store, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(store, "tqdm", FailingBar)
+    before = shared_memory_segments()
+    with pytest.raises(error):
+        store.ensure_dataset(profile, workers=2, progress=False)
+    assert shared_memory_segments() <= before
+    assert not list(tmp_cache.glob("data/*/meta.json")) and not list(tmp_cache.glob("data/*.tmp-*"))
 
 
 def test_interrupted_generation_leaves_no_valid_entry(tmp_cache, profile, monkeypatch):

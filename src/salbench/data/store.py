@@ -8,9 +8,14 @@ Datasets in ``<split>.h5``: ``x_perlin``, ``x_mri`` (float32, N x H x W x 1),
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import shutil
 import uuid
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import h5py
@@ -21,11 +26,12 @@ from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, SPLITS, DataConfig, Profile, check_choice
 from salbench.data import generator
 from salbench.progress import tqdm
+from salbench.workers import ignore_sigint
 
 STAGE = "data"
 # Images per HDF5 chunk of x: a training batch block reads whole chunks.
 H5_CHUNK = 32
-# Below this many images, starting worker processes costs more than it saves.
+# Below this many samples in all splits, starting worker processes costs more than it saves.
 PARALLEL_MIN_IMAGES = 4096
 
 
@@ -46,40 +52,148 @@ def _generate_chunk(args):
     return start, generator.generate(cfg, seed, split, np.arange(start, stop))
 
 
-def _write_split(path: Path, cfg: DataConfig, seed: int, split: str, workers: int, progress: bool) -> None:
+def _arrays(samples: generator.Samples) -> dict[str, np.ndarray]:
+    """A chunk's arrays by HDF5 dataset name."""
+    return {**{f"x_{bg}": samples.x[bg] for bg in BACKGROUNDS}, "y": samples.y, "gt": samples.gt,
+            "mask": samples.mask, "corners": samples.corners}
+
+
+def _layout(cfg: DataConfig, n: int) -> list[tuple[str, tuple, np.dtype]]:
+    """(name, shape, dtype) of a chunk of `n` samples as it travels through shared memory."""
+    h, w = cfg.image_shape
+    return [*[(f"x_{bg}", (n, h, w), np.dtype(np.float32)) for bg in BACKGROUNDS],
+            ("y", (n,), np.dtype(np.int8)), ("gt", (n, h, w), np.dtype(bool)), ("mask", (n, h, w), np.dtype(bool)),
+            ("corners", (n, cfg.n_lesions, 2), np.dtype(np.int16))]
+
+
+def _slot_bytes(cfg: DataConfig, n: int) -> int:
+    return sum(int(np.prod(shape)) * dtype.itemsize for _, shape, dtype in _layout(cfg, n))
+
+
+def _slot_arrays(buf, cfg: DataConfig, n: int) -> dict[str, np.ndarray]:
+    out, offset = {}, 0
+    for name, shape, dtype in _layout(cfg, n):
+        out[name] = np.ndarray(shape, dtype, buffer=buf, offset=offset)
+        offset += int(np.prod(shape)) * dtype.itemsize
+    return out
+
+
+def _generate_into(args):
+    """Worker: generate a chunk into the parent's shared-memory slot `slot`."""
+    cfg, seed, split, start, stop, slot = args
+    samples = generator.generate(cfg, seed, split, np.arange(start, stop))
+    shm = shared_memory.SharedMemory(name=slot)
+    try:
+        views = _slot_arrays(shm.buf, cfg, stop - start)
+        for name, a in _arrays(samples).items():
+            views[name][...] = a
+        del views  # release the exported buffer before close()
+    finally:
+        shm.close()
+    return start, stop
+
+
+def _shared_memory_fits(nbytes: int) -> bool:
+    """Room for the slots in /dev/shm (Docker's default is 64 MB), with a margin."""
+    try:
+        return shutil.disk_usage("/dev/shm").free >= 2 * nbytes
+    except OSError:
+        return False
+
+
+class _ProcessGenerator:
+    """`workers` spawned processes generating chunks for every split of a data set.
+    Chunks come back through shared memory: pickling them through the pool's pipe kept the
+    parent busy for most of a core and held two workers on two cores to about 1,500
+    background images/s. Falls back to the pipe where /dev/shm is too small (Docker's
+    default is 64 MB)."""
+
+    def __init__(self, cfg: DataConfig, workers: int):
+        self.cfg = cfg
+        self.n_slots = workers + 1  # one being written while each worker fills another
+        self.slot_bytes = _slot_bytes(cfg, cfg.chunk_size)
+        self.slots: list[shared_memory.SharedMemory] = []
+        # spawn: never fork a process that may hold TensorFlow threads.
+        self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=ignore_sigint)
+        try:
+            if _shared_memory_fits(self.n_slots * self.slot_bytes):
+                for _ in range(self.n_slots):
+                    self.slots.append(shared_memory.SharedMemory(create=True, size=self.slot_bytes))
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, jobs, write) -> None:
+        """write(start, arrays by dataset name) for each job, in job order."""
+        if not self.slots:
+            for future in [self.pool.submit(_generate_chunk, job) for job in jobs]:
+                start, samples = future.result()
+                write(start, _arrays(samples))
+            return
+        free, pending, todo = list(range(self.n_slots)), deque(), iter(jobs)
+
+        def submit():
+            while free and (job := next(todo, None)) is not None:
+                k = free.pop()
+                pending.append((k, self.pool.submit(_generate_into, (*job, self.slots[k].name))))
+
+        submit()
+        while pending:
+            k, future = pending.popleft()
+            start, stop = future.result()
+            write(start, _slot_arrays(self.slots[k].buf, self.cfg, stop - start))
+            free.append(k)
+            submit()
+
+    def close(self) -> None:
+        # Ctrl-C or an error: drop the queued jobs and wait for the running ones, which
+        # may still be writing into a slot, before the slots go.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for shm in self.slots:
+            try:
+                shm.close()
+            except BufferError:  # a view still held by the traceback of an error in `write`
+                pass
+            shm.unlink()
+        self.slots = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _write_split(path: Path, cfg: DataConfig, seed: int, split: str, processes: "_ProcessGenerator | None",
+                 progress: bool) -> None:
+    """Write one split; chunks come from `processes`, or from this process when None."""
     n = cfg.split_size(split)
     h, w = cfg.image_shape
     chunk = cfg.chunk_size
     jobs = [(cfg, seed, split, s, min(s + chunk, n)) for s in range(0, n, chunk)]
     with h5py.File(path, "w") as f:
-        xs = {
-            bg: f.create_dataset(f"x_{bg}", (n, h, w, 1), np.float32, chunks=(min(H5_CHUNK, n), h, w, 1))
-            for bg in BACKGROUNDS
+        datasets = {
+            **{f"x_{bg}": f.create_dataset(f"x_{bg}", (n, h, w, 1), np.float32, chunks=(min(H5_CHUNK, n), h, w, 1))
+               for bg in BACKGROUNDS},
+            "y": f.create_dataset("y", (n,), np.int8),
+            "gt": f.create_dataset("gt", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf"),
+            "mask": f.create_dataset("mask", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf"),
+            "corners": f.create_dataset("corners", (n, cfg.n_lesions, 2), np.int16),
         }
-        ys = f.create_dataset("y", (n,), np.int8)
-        gts = f.create_dataset("gt", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf")
-        masks = f.create_dataset("mask", (n, h, w), bool, chunks=(min(H5_CHUNK, n), h, w), compression="lzf")
-        corners = f.create_dataset("corners", (n, cfg.n_lesions, 2), np.int16)
         bar = tqdm(total=n, desc=f"data {split}", unit="img", disable=not progress)
 
-        def write(start, s):
-            stop = start + s.y.size
-            for bg in BACKGROUNDS:
-                xs[bg][start:stop] = s.x[bg][..., None]
-            ys[start:stop] = s.y
-            gts[start:stop] = s.gt
-            masks[start:stop] = s.mask
-            corners[start:stop] = s.corners
-            bar.update(s.y.size)
+        def write(start: int, arrays: dict[str, np.ndarray]) -> None:
+            stop = start + len(arrays["y"])
+            for name, a in arrays.items():
+                datasets[name][start:stop] = a[..., None] if name.startswith("x_") else a
+            bar.update(stop - start)
 
-        if workers > 1 and n >= PARALLEL_MIN_IMAGES:
-            # spawn: never fork a process that may hold TensorFlow threads.
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for start, s in pool.imap(_generate_chunk, jobs):
-                    write(start, s)
+        if processes is not None:
+            processes.run(jobs, write)
         else:
             for job in jobs:
-                write(*_generate_chunk(job))
+                start, samples = _generate_chunk(job)
+                write(start, _arrays(samples))
         bar.close()
         f.attrs["split"] = split
         f.attrs["seed"] = seed
@@ -96,8 +210,13 @@ def ensure_dataset(profile: Profile, workers: int | None = None, progress: bool 
     workers = default_workers() if workers is None else workers
 
     def build(tmp: Path):
-        for split in SPLITS:
-            _write_split(tmp / f"{split}.h5", cfg, seed, split, workers, progress)
+        total = sum(cfg.split_size(split) for split in SPLITS)
+        with contextlib.ExitStack() as stack:
+            processes = None
+            if workers > 1 and total >= PARALLEL_MIN_IMAGES:  # one pool for all splits
+                processes = stack.enter_context(_ProcessGenerator(cfg, workers))
+            for split in SPLITS:
+                _write_split(tmp / f"{split}.h5", cfg, seed, split, processes, progress)
         return {"data_config": config.as_dict(cfg), "seed": seed}
 
     return cache.cached(STAGE, data_key(seed, cfg), build)
