@@ -107,6 +107,10 @@ def test_runs_of_one_architecture_share_one_model_and_show_their_own_weights():
         got = ms.model(v)
         assert got is shared, v
         assert_weights(flat(got), expected[v], v)
+    # Naming variants of other runs does not switch the shared model.
+    held = ms.model(order[0])
+    ms.randomized("perlin", run=1), ms.cascade("perlin", "top_down", run=2)
+    assert_weights(flat(held), expected[order[0]], "after naming other runs' variants")
     assert ms.model(ms.trained("perlin", role="second", run=0)) is not shared
     assert len(ms._loaded) == 2
     for f in fakes:  # trained weights are exactly the run's own

@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import shutil
+import traceback
 import uuid
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -66,16 +67,28 @@ def _layout(cfg: DataConfig, n: int) -> list[tuple[str, tuple, np.dtype]]:
             ("corners", (n, cfg.n_lesions, 2), np.dtype(np.int16))]
 
 
+# Each array of a slot starts on a cache line.
+SLOT_ALIGN = 64
+
+
+def _slot_offsets(cfg: DataConfig, n: int) -> tuple[list[int], int]:
+    """Byte offset of each array of `_layout` in a slot, and the slot's size."""
+    offsets, end = [], 0
+    for _, shape, dtype in _layout(cfg, n):
+        start = -(-end // SLOT_ALIGN) * SLOT_ALIGN
+        offsets.append(start)
+        end = start + int(np.prod(shape)) * dtype.itemsize
+    return offsets, end
+
+
 def _slot_bytes(cfg: DataConfig, n: int) -> int:
-    return sum(int(np.prod(shape)) * dtype.itemsize for _, shape, dtype in _layout(cfg, n))
+    return _slot_offsets(cfg, n)[1]
 
 
 def _slot_arrays(buf, cfg: DataConfig, n: int) -> dict[str, np.ndarray]:
-    out, offset = {}, 0
-    for name, shape, dtype in _layout(cfg, n):
-        out[name] = np.ndarray(shape, dtype, buffer=buf, offset=offset)
-        offset += int(np.prod(shape)) * dtype.itemsize
-    return out
+    offsets, _ = _slot_offsets(cfg, n)
+    return {name: np.ndarray(shape, dtype, buffer=buf, offset=offset)
+            for (name, shape, dtype), offset in zip(_layout(cfg, n), offsets)}
 
 
 def _generate_into(args):
@@ -83,12 +96,13 @@ def _generate_into(args):
     cfg, seed, split, start, stop, slot = args
     samples = generator.generate(cfg, seed, split, np.arange(start, stop))
     shm = shared_memory.SharedMemory(name=slot)
+    views = {}
     try:
         views = _slot_arrays(shm.buf, cfg, stop - start)
         for name, a in _arrays(samples).items():
             views[name][...] = a
-        del views  # release the exported buffer before close()
     finally:
+        views = None  # release the exported buffer before close()
         shm.close()
     return start, stop
 
@@ -124,24 +138,37 @@ class _ProcessGenerator:
             raise
 
     def run(self, jobs, write) -> None:
-        """write(start, arrays by dataset name) for each job, in job order."""
-        if not self.slots:
-            for future in [self.pool.submit(_generate_chunk, job) for job in jobs]:
-                start, samples = future.result()
-                write(start, _arrays(samples))
-            return
+        """write(start, arrays by dataset name) for each job, in job order, with at most
+        `n_slots` chunks generated ahead (through the pipe too: a split held in memory
+        would be 11 GB at paper size)."""
         free, pending, todo = list(range(self.n_slots)), deque(), iter(jobs)
 
         def submit():
             while free and (job := next(todo, None)) is not None:
                 k = free.pop()
-                pending.append((k, self.pool.submit(_generate_into, (*job, self.slots[k].name))))
+                if self.slots:
+                    future = self.pool.submit(_generate_into, (*job, self.slots[k].name))
+                else:
+                    future = self.pool.submit(_generate_chunk, job)
+                pending.append((k, future))
 
         submit()
         while pending:
             k, future = pending.popleft()
-            start, stop = future.result()
-            write(start, _slot_arrays(self.slots[k].buf, self.cfg, stop - start))
+            if self.slots:
+                start, stop = future.result()
+                arrays = _slot_arrays(self.slots[k].buf, self.cfg, stop - start)
+            else:
+                start, samples = future.result()
+                arrays = _arrays(samples)
+            try:
+                write(start, arrays)
+            except BaseException as err:
+                # Drop the frames' references to the slot's views, so close() can unmap it.
+                arrays = None
+                traceback.clear_frames(err.__traceback__)
+                raise
+            arrays = None
             free.append(k)
             submit()
 
@@ -152,9 +179,12 @@ class _ProcessGenerator:
         for shm in self.slots:
             try:
                 shm.close()
-            except BufferError:  # a view still held by the traceback of an error in `write`
+            except BufferError:  # a view still held elsewhere: the mapping goes with it
                 pass
-            shm.unlink()
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass
         self.slots = []
 
     def __enter__(self):

@@ -16,7 +16,8 @@ recently used evicted). A run or variant is made by assigning weights to that ob
 place, so a 10-step cascade or three runs hold one model, and saliency's per-model
 analyzers and compiled functions are built once per architecture (building them took most
 of a smoke run's time). A model returned by `model(variant)` shows that variant until
-the next `model()` call for a model of the same architecture.
+the next `model()` or `predict_fn` call for a model of the same architecture: use it at
+once (as `pipeline.maps` does), never hold it across such a call.
 
 Training needs eager mode and the analyses graph mode: a `ModelSet` made in graph mode
 trains missing models in a child Python process (eager), then loads them.
@@ -155,8 +156,11 @@ class ModelSet:
         return ModelVariant(role, background, run)
 
     def layers(self, variant: ModelVariant) -> list[str]:
-        """Weight layers of the variant's network, input to output."""
-        return architectures.weight_layers(self._base(self.trained_model(variant)))
+        """Weight layers of the variant's network, input to output (the same for every run
+        of an architecture: a loaded model is read as it is, without switching runs)."""
+        trained = self.trained_model(variant)
+        model = self._loaded.get(trained.architecture_key)
+        return architectures.weight_layers(self._base(trained) if model is None else model)
 
     def randomized(self, background: str, role: str = "classifier", run: int | None = None) -> ModelVariant:
         """Every weight layer re-drawn."""

@@ -90,7 +90,7 @@ def deep_shap(model, x_batch, *, background=None, target=None):
     f = logits(model, x_batch)[np.arange(len(x_batch)), t]
     # E[f(background)] with the model's current weights: the explainer's own
     # expected_value is fixed when it is built, and a model's weights can change in
-    # place since (a cascade's variants share one model object).
+    # place since (the runs and variants of an architecture share one model object).
     expected = logits(model, bg).mean(axis=0)[t]
     total = phi.reshape(len(phi), -1).sum(axis=1, dtype=np.float64)
     err = np.abs(total - (f - expected))
