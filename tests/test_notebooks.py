@@ -263,3 +263,35 @@ def test_clean_notebook_strips_noise_and_keeps_results(tmp_path, monkeypatch):
     assert outs[1].data == png
     assert outs[2].data["text/plain"] == "'~/mri/t1.nii.gz'"
     assert len(outs) == 3
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_the_running_notebook(mini_repo):
+    """A terminal's Ctrl-C reaches only the runner (the kernel has its own session): it must
+    interrupt the running cell (here: data generation in worker processes) and stop, not
+    let the notebook run on to the end and report it done."""
+    import signal
+    import time
+
+    marker = mini_repo / "cell-started"
+    _write_nb(mini_repo / "notebooks" / "01_slow.ipynb",
+              "from salbench.config import load_profile\nfrom salbench.data import store\nimport pathlib\n"
+              "store.PARALLEL_MIN_IMAGES = 1  # worker processes, as 01_data on the quick profile\n"
+              f"pathlib.Path({str(marker)!r}).touch()\n"
+              "store.ensure_dataset(load_profile('smoke', data__n_train=60000, data__chunk_size=64), workers=2)",
+              "print('ran on')")
+    proc = subprocess.Popen([sys.executable, "-m", "salbench", "reproduce", "--profile", "smoke", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SALBENCH_ROOT": str(mini_repo)})
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), "the slow cell never started"
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - sent < 30, "Ctrl-C did not stop the notebook"
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "01_slow: interrupted after" in err and "ran on" not in out + err
+    assert _files(mini_repo) == ["build/logs/01_slow__smoke.failed.log", "build/notebooks/01_slow__smoke.failed.ipynb"]
+    assert not list((mini_repo.parent / "cache").glob("data/*/meta.json"))  # no data set that reads as complete

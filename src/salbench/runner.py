@@ -19,11 +19,13 @@ line, the executed copy to open and the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -144,15 +146,39 @@ class _KernelStreams:
         self.log.flush()
 
 
+def _take_ctrl_c(km, interrupts: list) -> None:
+    """Ctrl-C while a notebook runs: the first interrupts its kernel (a KeyboardInterrupt in
+    the running cell, which stops the notebook), a second kills the kernel. The kernel
+    runs in its own session, so a terminal's Ctrl-C reaches only this process, and
+    nbclient's own handler merely scheduled a shutdown that waited for the notebook to
+    finish: the run went on. Each Ctrl-C is appended to `interrupts`."""
+    loop = asyncio.get_running_loop()
+
+    def on_sigint():
+        interrupts.append(time.time())
+        if len(interrupts) == 1:
+            print("\ninterrupting the notebook's kernel (Ctrl-C again to kill it) ...", file=sys.stderr, flush=True)
+            asyncio.ensure_future(km.interrupt_kernel())
+        else:
+            asyncio.ensure_future(km.shutdown_kernel(now=True))
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # Windows; not the main thread
+        pass
+
+
 def _engine_class():
-    """A papermill engine that reports cell starts to a _Status and starts the kernel
-    with its own stdout/stderr sent to the log (so its start-up noise stays there)."""
+    """A papermill engine that reports cell starts to a _Status, starts the kernel with its
+    own stdout/stderr sent to the log (so its start-up noise stays there), and makes
+    Ctrl-C stop the notebook (`_take_ctrl_c`)."""
     from jupyter_client.manager import AsyncKernelManager
     from papermill.engines import NBClientEngine
 
     class SalbenchEngine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, salbench_status=None, salbench_log=None, **kwargs):
+        def execute_managed_notebook(cls, nb_man, kernel_name, salbench_status=None, salbench_log=None,
+                                     salbench_interrupts=None, **kwargs):
             if salbench_status is not None:
                 start = nb_man.cell_start
 
@@ -161,14 +187,17 @@ def _engine_class():
                     return start(cell, cell_index, **kw)
 
                 nb_man.cell_start = cell_start
-            if salbench_log is not None:
 
-                class LogKernelManager(AsyncKernelManager):
-                    async def _async_launch_kernel(self, kernel_cmd, **kw):
+            class SalbenchKernelManager(AsyncKernelManager):
+                async def _async_launch_kernel(self, kernel_cmd, **kw):
+                    if salbench_log is not None:
                         kw["stdout"] = kw["stderr"] = salbench_log
-                        return await super()._async_launch_kernel(kernel_cmd, **kw)
+                    launched = await super()._async_launch_kernel(kernel_cmd, **kw)
+                    # After nbclient installed its own SIGINT handler, which this replaces.
+                    _take_ctrl_c(self, [] if salbench_interrupts is None else salbench_interrupts)
+                    return launched
 
-                kwargs["kernel_manager_class"] = LogKernelManager
+            kwargs["kernel_manager_class"] = SalbenchKernelManager
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     return SalbenchEngine
@@ -220,6 +249,7 @@ def run_notebook(nb: Path, profile: str, parameters: dict, label: str = "", prog
     status = _Status(f"{label} {nb.stem}", enabled=progress and sys.stdout.isatty())
     start = time.time()
     error = None
+    interrupts: list[float] = []
     # papermill's and nbclient's own messages (e.g. "Kernel died") go to the log too.
     pm_log = logging.getLogger("papermill")
     handler = logging.StreamHandler()
@@ -235,15 +265,20 @@ def run_notebook(nb: Path, profile: str, parameters: dict, label: str = "", prog
                 str(nb), str(running), parameters=parameters, progress_bar=False, log_output=False,
                 stdout_file=_KernelStreams(fh, status), stderr_file=_KernelStreams(fh, status),
                 cwd=str(nb.parent), kernel_name="python3", engine_name="salbench",
-                salbench_status=status, salbench_log=fh,
+                salbench_status=status, salbench_log=fh, salbench_interrupts=interrupts,
             )
+            if interrupts:  # Ctrl-C came as the last cell ended: still an interrupted run
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             error = "interrupted"
             fh.write("\nsalbench: interrupted (Ctrl-C)\n")
         except Exception as err:  # noqa: BLE001 -- every failure ends in one line; the log keeps the traceback
-            error = err
             text = getattr(err, "traceback", None)
             fh.write("\n" + _ANSI.sub("", "\n".join(text) if text else traceback.format_exc()) + "\n")
+            # The KeyboardInterrupt of an interrupted kernel, or the kernel a second Ctrl-C killed.
+            error = "interrupted" if interrupts else err
+            if interrupts:
+                fh.write("salbench: interrupted (Ctrl-C)\n")
         finally:
             pm_log.removeHandler(handler)
             pm_log.propagate = saved
