@@ -58,10 +58,11 @@ class Claim:
     section: str = ""
 
 
-def rank(means: pd.Series, method: str, lowest: bool = False) -> int:
-    """1 = highest mean (lowest=True: 1 = lowest); ties (within ``TIE``) share the best rank."""
+def rank(means: pd.Series, method: str, lowest: bool = False, tol: float = TIE) -> int:
+    """1 = highest mean (lowest=True: 1 = lowest); means within ``tol`` of the method's
+    (``TIE``, or the resolution of the scores) tie with it and share the best rank."""
     v = means[method]
-    return 1 + int(((means < v - TIE) if lowest else (means > v + TIE)).sum())
+    return 1 + int(((means < v - tol) if lowest else (means > v + tol)).sum())
 
 
 def with_runs(t: pd.DataFrame) -> pd.DataFrame:

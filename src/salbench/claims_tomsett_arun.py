@@ -11,18 +11,29 @@ Table 2: L = 100) and on the largest perturbation unit of the table (the patch w
 L_max steps cover about Tomsett's share of the image; notebook 05 says why). Claims
 that need a per-class breakdown (A8.10) or low-confidence images (A8.6, second half)
 have no analogue in a two-class lesion task and are not in the ledger.
+
+Output and ties (ours): the ledger tests Tomsett's claims on the output the paper scored,
+the softmax probability (``fidelity.PAPER_OUTPUT``); ``on_output("logit_margin")``
+evaluates the same claims on the logit margin (paper.md sets both side by side). Means
+and gaps that differ by no more than the output's measured resolution
+(``fidelity_resolution``) are ties: they share a rank, a gap within it counts as 0, and
+an alpha or rho the ties leave undecidable (NaN in its table) never supports a claim.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from salbench.claims import Claim, rank, tables_claim, verdict_claim
+from salbench.metrics import reliability as rel
+from salbench.metrics.fidelity import OUTPUTS, PAPER_OUTPUT
 from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
 
 SCORES = "fidelity_scores"
@@ -30,6 +41,7 @@ RANDOM = "fidelity_random_baseline"
 ALPHA = "tomsett_alpha"
 INTERMETHOD = "tomsett_intermethod"
 CONSISTENCY = "tomsett_consistency"
+RESOLUTION = "fidelity_resolution"
 EDGE = "sobel"
 # Tomsett's Figure 2 and Table 2 methods: the four and the edge detector.
 WITH_EDGE = (*TOMSETT_METHODS, EDGE)
@@ -46,12 +58,42 @@ def _aopc_ls(t: pd.DataFrame) -> list[int]:
     return ls
 
 
+_OUTPUT: ContextVar[str] = ContextVar("tomsett_claims_output", default=PAPER_OUTPUT)
+
+
+@contextmanager
+def on_output(output: str) -> Iterator[None]:
+    """Evaluate Tomsett's claims on ``output`` ("probability", "logit_margin") inside the block."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r} is not valid; choose one of {list(OUTPUTS)}")
+    token = _OUTPUT.set(output)
+    try:
+        yield
+    finally:
+        _OUTPUT.reset(token)
+
+
 def _headline(t: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Rows of the largest unit (and the trained model, where the table has models)."""
+    """Rows of the largest unit and of the claims' output (and the trained model, where the
+    table has models)."""
     if t.empty:
         raise ValueError(f"table {name!r} has no rows")
-    t = t[t["unit"] == t["unit"].max()]
+    if "output" not in t.columns:
+        raise ValueError(f"table {name!r} has no 'output' column: it comes from a run before the outputs "
+                         f"{list(OUTPUTS)} were scored")
+    t = t[(t["unit"] == t["unit"].max()) & (t["output"] == _OUTPUT.get())]
+    if t.empty:
+        raise ValueError(f"table {name!r} has no rows of output {_OUTPUT.get()!r}")
     return t[t["model"] == "trained"] if "model" in t.columns else t
+
+
+def _resolution(tables: Mapping[str, pd.DataFrame], background: str) -> float:
+    """The claims' output's measured resolution on one background (fidelity_resolution)."""
+    r = tables[RESOLUTION]
+    row = r[(r["background"] == background) & (r["output"] == _OUTPUT.get())]
+    if len(row) != 1:
+        raise ValueError(f"{RESOLUTION}: {len(row)} rows for {background}/{_OUTPUT.get()}; expected 1")
+    return float(row["resolution"].iloc[0])
 
 
 def _method_means(tables: Mapping[str, pd.DataFrame], column: str) -> dict[tuple[str, str], pd.Series]:
@@ -78,9 +120,16 @@ def _lerf(t):
     return f"aopc_lerf_L{_aopc_ls(_headline(t[SCORES], SCORES))[-1]}"
 
 
+def _tol(t, background: str, column: str) -> float:
+    """Tie tolerance of a mean of ``column``: the output's resolution for AOPC, 0 for F."""
+    return 0.0 if column == "faithfulness" else _resolution(t, background)
+
+
 def _highest_morf(method: str, style: str):
     def compute(t):
-        return float(max(rank(m, method) for (bg, s), m in _method_means(t, _morf(t)).items() if s == style))
+        col = _morf(t)
+        return float(max(rank(m, method, tol=_tol(t, bg, col))
+                         for (bg, s), m in _method_means(t, col).items() if s == style))
     return compute
 
 
@@ -90,7 +139,7 @@ TOMSETT_GXI_MORF = tables_claim(
     "With mean perturbation, gradient x input has the highest AOPC_MoRF",
     "gradient x input's worse rank, over backgrounds, of mean AOPC_MoRF (largest L and unit, mean style) among "
     "Tomsett's four methods and the edge map (1 = highest); holds if 1",
-    [SCORES], _highest_morf("gradient_x_input", "mean"), lambda r: r == 1,
+    [SCORES, RESOLUTION], _highest_morf("gradient_x_input", "mean"), lambda r: r == 1,
     paper_value="highest adjusted AOPC_MoRF (Fig. 2a; no number)")
 
 TOMSETT_SHAP_MORF = tables_claim(
@@ -98,38 +147,47 @@ TOMSETT_SHAP_MORF = tables_claim(
     "With random perturbation, SHAP has the highest AOPC_MoRF",
     "DeepSHAP's worse rank, over backgrounds, of mean AOPC_MoRF (largest L and unit, uniform style) among the "
     "five (1 = highest); holds if 1",
-    [SCORES], _highest_morf("deep_shap", "uniform"), lambda r: r == 1,
+    [SCORES, RESOLUTION], _highest_morf("deep_shap", "uniform"), lambda r: r == 1,
     paper_value="highest adjusted AOPC_MoRF with random RGB (Fig. 2a; no number)")
 
 
 # A8.4
 def _lerf_edge_dtd(t):
-    return float(max(max(rank(m, EDGE, lowest=True), rank(m, "deep_taylor", lowest=True))
-                     for m in _method_means(t, _lerf(t)).values()))
+    col = _lerf(t)
+    return float(max(max(rank(m, EDGE, lowest=True, tol=_tol(t, bg, col)),
+                         rank(m, "deep_taylor", lowest=True, tol=_tol(t, bg, col)))
+                     for (bg, _), m in _method_means(t, col).items()))
 
 
 TOMSETT_LERF_BEST = tables_claim(
     "tomsett_lerf_edge_and_dtd_best", "Tomsett",
     "Edge detection and Deep Taylor have the lowest (best) AOPC_LeRF, under both perturbations",
     "worse rank of the edge map and Deep Taylor, over backgrounds and both styles, of mean AOPC_LeRF among the "
-    "five (1 = lowest); holds if <= 2",
-    [SCORES], _lerf_edge_dtd, lambda r: r <= 2,
+    "five (1 = lowest; means within the resolution tie); holds if <= 2",
+    [SCORES, RESOLUTION], _lerf_edge_dtd, lambda r: r <= 2,
     paper_value="edge detection and DTD best, SHAP third, gradient x input last (Fig. 2a)")
 
 
 # A8.5
 def _morf_lerf_tau(t):
     morf, lerf = _method_means(t, _morf(t)), _method_means(t, _lerf(t))
-    taus = [sps.kendalltau(morf[k][list(WITH_EDGE)], lerf[k][list(WITH_EDGE)]).statistic for k in morf]
-    return float(np.nanmin(taus))
+    taus = []
+    for (bg, style) in morf:
+        tol = _resolution(t, bg)
+        a = rel.tolerance_ranks(morf[(bg, style)][list(WITH_EDGE)].to_numpy(), tol)
+        b = rel.tolerance_ranks(lerf[(bg, style)][list(WITH_EDGE)].to_numpy(), tol)
+        # tau-b of the ranks at the resolution; undefined (NaN) when a side ties throughout.
+        taus.append(sps.kendalltau(a, b).statistic if np.ptp(a) > 0 and np.ptp(b) > 0 else np.nan)
+    return float(min(taus)) if np.isfinite(taus).all() else float("nan")
 
 
 TOMSETT_REVERSED = tables_claim(
     "tomsett_morf_lerf_rankings_reversed", "Tomsett",
     "The MoRF and LeRF rankings are roughly reversed (low internal consistency)",
     "smallest, over backgrounds and styles, Kendall's tau between the five methods' mean AOPC_MoRF and mean "
-    "AOPC_LeRF (a high MoRF is good and a high LeRF bad, so reversed rankings give tau > 0); holds if > 0",
-    [SCORES], _morf_lerf_tau, lambda x: x > 0,
+    "AOPC_LeRF, means within the resolution tied (a high MoRF is good and a high LeRF bad, so reversed rankings "
+    "give tau > 0; NaN if a side ties throughout); holds if > 0",
+    [SCORES, RESOLUTION], _morf_lerf_tau, lambda x: x > 0,
     paper_value="rankings roughly reversed (Fig. 2a)")
 
 
@@ -141,15 +199,16 @@ def _lerf_vs_random(t):
     rb = rb[rb["L"] == L].set_index(["background", "style"])["mean"]
     gaps = [float(means[m] - rb[key]) for key, means in _method_means(t, col).items()
             for m in ("gradient_x_input", "deep_shap")]
-    return float(min(gaps))
+    tols = [_resolution(t, bg) for (bg, _), means in _method_means(t, col).items() for m in range(2)]
+    return float(min(g if abs(g) > tol else 0.0 for g, tol in zip(gaps, tols)))
 
 
 TOMSETT_LERF_WORSE_THAN_RANDOM = tables_claim(
     "tomsett_gxi_shap_lerf_worse_than_random", "Tomsett",
     "Gradient x input and SHAP score worse than a random ordering under AOPC_LeRF",
     "smallest, over backgrounds, styles and the two methods, of mean AOPC_LeRF minus the mean random-ordering "
-    "AOPC (same L, unit, style; higher LeRF is worse); holds if > 0",
-    [SCORES, RANDOM], _lerf_vs_random, lambda x: x > 0,
+    "AOPC (same L, unit, style; higher LeRF is worse; a gap within the resolution is 0); holds if > 0",
+    [SCORES, RANDOM, RESOLUTION], _lerf_vs_random, lambda x: x > 0,
     paper_value="worse than random under LeRF (Discussion; no number)")
 
 
@@ -200,22 +259,25 @@ TOMSETT_ALPHA_LOW = tables_claim(
     "tomsett_alpha_below_065", "Tomsett",
     "Every Krippendorff's alpha of Table 1 is below 0.65 (inter-rater reliability is low)",
     "largest alpha over the Table-1 layout (F, MoRF and LeRF at every L x style x with / without edge map; "
-    "largest unit), both backgrounds; holds if < 0.65",
+    "largest unit; undecidable cells left out), both backgrounds; holds if < 0.65",
     [ALPHA], _max_alpha, lambda x: x < 0.65,
     paper_value="max 0.48 (AOPC_MoRF, L = 100, mean, with edge detection)")
 
 
 def _count(a: pd.DataFrame, across: str, metrics, better: str, worse: str) -> float:
+    """Cells where alpha under ``better`` is not above alpha under ``worse`` (an undecidable
+    alpha, NaN, is not above anything)."""
     p = _pivot(a[a["metric"].isin(metrics)], across)
     if p.empty:
         raise ValueError(f"{ALPHA}: no {list(metrics)} rows to compare across {across}")
-    return float((p[better] <= p[worse]).sum())
+    return float((~(p[better] > p[worse])).sum())
 
 
 TOMSETT_EDGE_RAISES_ALPHA = tables_claim(
     "tomsett_edge_raises_alpha", "Tomsett",
     "Including the edge detector raises alpha for F and AOPC_MoRF, under both perturbations",
-    "cells (background x style x F / MoRF at each L) where alpha with the edge map <= alpha without; holds if 0",
+    "cells (background x style x F / MoRF at each L) where alpha with the edge map is not above alpha without "
+    "(undecidable alphas included); holds if 0",
     [ALPHA], lambda t: _count(_alpha(t), "with_edge", ("faithfulness", "aopc_morf"), True, False),
     lambda n: n == 0,
     paper_value="e.g. F mean 0.18 with vs 0.04 without; MoRF L=100 mean 0.48 vs 0.37")
@@ -223,16 +285,16 @@ TOMSETT_EDGE_RAISES_ALPHA = tables_claim(
 TOMSETT_RANDOM_LOWERS_MORF_ALPHA = tables_claim(
     "tomsett_random_lowers_morf_alpha", "Tomsett",
     "Random perturbation lowers alpha of AOPC_MoRF at every L, with and without the edge detector",
-    "cells (background x with/without edge x L) where alpha of MoRF with uniform >= with mean perturbation; "
-    "holds if 0",
+    "cells (background x with/without edge x L) where alpha of MoRF with mean perturbation is not above with "
+    "uniform (undecidable alphas included); holds if 0",
     [ALPHA], lambda t: _count(_alpha(t), "style", ("aopc_morf",), "mean", "uniform"), lambda n: n == 0,
     paper_value="e.g. L=100 with edge 0.48 (mean) vs 0.22 (random)")
 
 TOMSETT_RANDOM_RAISES_LERF_ALPHA = tables_claim(
     "tomsett_random_raises_lerf_alpha", "Tomsett",
     "Random perturbation raises alpha of AOPC_LeRF relative to mean perturbation",
-    "cells (background x with/without edge x L) where alpha of LeRF with uniform <= with mean perturbation; "
-    "holds if 0",
+    "cells (background x with/without edge x L) where alpha of LeRF with uniform perturbation is not above "
+    "with mean (undecidable alphas included); holds if 0",
     [ALPHA], lambda t: _count(_alpha(t), "style", ("aopc_lerf",), "uniform", "mean"), lambda n: n == 0,
     paper_value="e.g. L=20 with edge 0.05 (mean) vs 0.13 (random)")
 
@@ -243,14 +305,15 @@ def _non_monotone(t):
     n = 0
     for _, g in a.groupby(["background", "with_edge", "style", "metric"]):
         v = g.sort_values("L")["alpha"].to_numpy(float)
-        n += int((np.diff(v) < 0).sum())
+        n += int((~(np.diff(v) >= 0)).sum())
     return float(n)
 
 
 TOMSETT_ALPHA_RISES_WITH_L = tables_claim(
     "tomsett_alpha_rises_with_L", "Tomsett",
     "Alpha of AOPC rises monotonically with L in every column of Table 1",
-    "steps L -> next L (background x with/without edge x style x MoRF / LeRF) where alpha falls; holds if 0",
+    "steps L -> next L (background x with/without edge x style x MoRF / LeRF) where alpha falls or either alpha "
+    "is undecidable; holds if 0",
     [ALPHA], _non_monotone, lambda n: n == 0,
     paper_value="monotone in every column of Table 1 (derived)")
 

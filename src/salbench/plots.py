@@ -175,25 +175,26 @@ def trained_vs_random(summary, metric: str = "auprc"):
 
 def aopc_vs_random(scores, random_baseline, background: str, unit: int, ls):
     """Tomsett et al. Figure 2a: per method, mean AOPC minus the mean random-ordering
-    AOPC against L, for MoRF and LeRF under each perturbation style; the grey band is
-    the 2.5-97.5 % range of the random orderings' data-set means around their mean."""
+    AOPC against L, for MoRF and LeRF under each perturbation style and scored output
+    (probability; logit margin); the grey band is the 2.5-97.5 % range of the random
+    orderings' data-set means around their mean."""
     sub = scores[(scores.background == background) & (scores.unit == unit)]
     base = random_baseline[(random_baseline.background == background) & (random_baseline.unit == unit)]
-    styles = sorted(sub["style"].unique())
+    panels = sorted(sub.groupby(["output", "style"]).groups, key=lambda k: (k[0] != "probability", k))
     methods = sorted(sub.method.unique())
     palette = dict(zip(methods, sns.color_palette("tab20", len(methods))))
-    fig, axes = plt.subplots(len(styles), 2, figsize=(8, 2.6 * len(styles)), sharex=True, squeeze=False)
-    for r, style in enumerate(styles):
-        b = base[base["style"] == style].set_index("L").reindex(ls)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(8, 2.6 * len(panels)), sharex=True, squeeze=False)
+    for r, (output, style) in enumerate(panels):
+        b = base[(base["style"] == style) & (base["output"] == output)].set_index("L").reindex(ls)
         for c, direction in enumerate(("morf", "lerf")):
             ax = axes[r, c]
             ax.fill_between(ls, b.ci_low - b["mean"], b.ci_high - b["mean"], color="0.85", label="random orderings")
             ax.axhline(0, color="0.5", linewidth=0.6)
             for m in methods:
-                rows = sub[(sub.method == m) & (sub["style"] == style)]
+                rows = sub[(sub.method == m) & (sub["style"] == style) & (sub["output"] == output)]
                 ys = [rows[f"aopc_{direction}_L{L}"].mean() - b.loc[L, "mean"] for L in ls]
                 ax.plot(ls, ys, marker="o", ms=2.5, linewidth=1, color=palette[m], label=m.replace("_", " "))
-            ax.set_title(f"{direction.upper()}, {style} perturbation", fontsize=9)
+            ax.set_title(f"{direction.upper()}, {style} perturbation, {output.replace('_', ' ')}", fontsize=9)
             ax.set_ylabel("AOPC - random")
     for ax in axes[-1]:
         ax.set_xlabel("L (perturbation steps)")
@@ -206,13 +207,23 @@ def aopc_vs_random(scores, random_baseline, background: str, unit: int, ls):
 
 def faithfulness_distributions(scores, unit: int):
     """Tomsett et al. Figure 2b: faithfulness F per image for every method, one panel per
-    (background, style); images where F is undefined are left out (counted in the table)."""
+    (background, style), one row per scored output; images where F is undefined are left
+    out (counted in the table)."""
     sub = scores[(scores.unit == unit)].dropna(subset=["faithfulness"])
     panels = sorted(sub.groupby(["background", "style"]).groups)
+    outputs = sorted(sub["output"].unique(), key=lambda o: (o != "probability", o))
     methods = sorted(sub.method.unique())
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.3 * len(methods) * len(panels) + 2, 3.4), sharey=True,
-                             squeeze=False)
-    for ax, (bg, style) in zip(axes[0], panels):
+    fig, grid = plt.subplots(len(outputs), len(panels), figsize=(0.3 * len(methods) * len(panels) + 2,
+                                                                 3.4 * len(outputs)), sharey=True, squeeze=False)
+    for row, output in zip(grid, outputs):
+        _faithfulness_row(sub[sub["output"] == output], row, panels, methods, output)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def _faithfulness_row(sub, axes, panels, methods, output):
+    for ax, (bg, style) in zip(axes, panels):
         d = sub[(sub.background == bg) & (sub["style"] == style)]
         sns.boxplot(data=d, x="method", y="faithfulness", order=methods, ax=ax, color="#d9d9d9", fliersize=1.5,
                     linewidth=0.7)
@@ -220,11 +231,8 @@ def faithfulness_distributions(scores, unit: int):
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels([m.replace("_", " ") for m in methods], rotation=60, ha="right", fontsize=7)
         ax.set_xlabel("")
-        ax.set_title(f"{bg}, {style}", fontsize=9)
-    axes[0, 0].set_ylabel("faithfulness F per image")
-    sns.despine(fig)
-    fig.tight_layout()
-    return fig
+        ax.set_title(f"{bg}, {style}, {output.replace('_', ' ')}", fontsize=9)
+    axes[0].set_ylabel("faithfulness F per image")
 
 
 def fidelity_validity(validity, unit: int, l_max: int):
@@ -235,20 +243,22 @@ def fidelity_validity(validity, unit: int, l_max: int):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     rho = v[v.question == "spearman_with_ap"]
     cols = list(dict.fromkeys(rho.column))
-    groups = sorted(rho.groupby(["background", "style"]).groups)
+    groups = sorted(rho.groupby(["background", "style", "output"]).groups)
     width = 0.8 / max(len(groups), 1)
-    for k, (bg, style) in enumerate(groups):
-        r = rho[(rho.background == bg) & (rho["style"] == style)].set_index("column").reindex(cols)
+    for k, (bg, style, output) in enumerate(groups):
+        r = rho[(rho.background == bg) & (rho["style"] == style) & (rho["output"] == output)]
+        r = r.set_index("column").reindex(cols)
         xs = np.arange(len(cols)) + (k - (len(groups) - 1) / 2) * width
         ax1.errorbar(xs, r["value"], yerr=[r["value"] - r.ci_low, r.ci_high - r["value"]], fmt="o", ms=3,
-                     elinewidth=0.8, label=f"{bg}, {style}")
+                     elinewidth=0.8, label=f"{bg}, {style}, {output.replace('_', ' ')}")
     ax1.axhline(0, color="0.5", linewidth=0.6)
     ax1.set_xticks(range(len(cols)))
     ax1.set_xticklabels([c.replace("aopc_", "").replace("_", " ") for c in cols], rotation=50, ha="right", fontsize=7)
     ax1.set_ylabel("Spearman with localization AP")
     ax1.legend(fontsize=6, frameon=False)
     share = v[v.question == "lesion_share"]
-    sns.barplot(data=share, x="method", y="value", hue="background", ax=ax2, errorbar=None)
+    share = share.assign(group=share["background"] + ", " + share["output"].str.replace("_", " "))
+    sns.barplot(data=share, x="method", y="value", hue="group", ax=ax2, errorbar=None)
     ax2.set_xticks(range(share.method.nunique()))
     ax2.set_xticklabels([m.replace("_", " ") for m in dict.fromkeys(share.method)], rotation=60, ha="right", fontsize=7)
     ax2.set_ylabel(f"share of MoRF drop (L = {l_max}) from lesion units")

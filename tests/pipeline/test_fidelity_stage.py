@@ -22,7 +22,7 @@ def hand_made(profile, n_images=6):
     for image in range(n_images):
         for method, q in quality.items():
             row = {"background": "perlin", "model": "trained", "method": method, "image": image, "style": "mean",
-                   "unit": 20, "faithfulness": q / 4 + 0.01 * rng.normal(), "faithfulness_status": "ok"}
+                   "output": "probability", "unit": 20, "faithfulness": q / 4 + 0.01 * rng.normal(), "faithfulness_status": "ok"}
             for L in fs.ls(profile):
                 row[f"aopc_morf_L{L}"] = q + 0.01 * rng.normal()
                 row[f"aopc_lerf_L{L}"] = -q + 0.01 * rng.normal()  # lower is better
@@ -30,14 +30,17 @@ def hand_made(profile, n_images=6):
             if method not in ("oracle", "random"):
                 ap_rows.append({"background": "perlin", "method": method, "image": image, "ap": q / 10})
         for ordering in range(3):
-            rand_rows.append({"background": "perlin", "unit": 20, "style": "mean", "image": image,
+            rand_rows.append({"background": "perlin", "unit": 20, "style": "mean", "output": "probability",
+                              "image": image,
                               "ordering": ordering, **{f"aopc_L{L}": 0.1 * ordering for L in fs.ls(profile)}})
     # Image 1's drop is too small for its share (9.0) to count.
-    share = pd.DataFrame([{"background": "perlin", "unit": 20, "style": "mean", "method": "a", "image": image,
+    share = pd.DataFrame([{"background": "perlin", "unit": 20, "style": "mean", "output": "probability",
+                           "method": "a", "image": image,
                            "drop_share_from_lesion": value, "lesion_units_hit": 0.25, "final_drop": drop}
                           for image, value, drop in ((0, 0.5, 0.4), (1, 9.0, 0.01))])
-    return {"scores": pd.DataFrame(rows), "random": pd.DataFrame(rand_rows), "lesion_share": share}, \
-        pd.DataFrame(ap_rows)
+    resolution = pd.DataFrame([{"background": "perlin", "output": "probability", "resolution": 1e-7}])
+    return {"scores": pd.DataFrame(rows), "random": pd.DataFrame(rand_rows), "lesion_share": share,
+            "resolution": resolution}, pd.DataFrame(ap_rows)
 
 
 def test_random_baseline_is_the_mean_and_spread_of_data_set_means(profile):
@@ -63,6 +66,23 @@ def test_validity_respects_each_metrics_direction(profile):
     assert v.loc[(morf, "lesion_share", "a"), "value"] == 0.5
     assert v.loc[(morf, "lesion_share", "a"), "n_images"] == 1
     assert v.loc[(morf, "final_drop", "a"), "value"] == pytest.approx(0.205)
+
+
+def test_validity_ties_the_oracle_with_methods_within_the_resolution(profile):
+    """A method whose mean is above the oracle's by less than the resolution ties with it:
+    the oracle keeps rank 1 and does not 'beat' it."""
+    results, ap = hand_made(profile)
+    s = results["scores"]
+    col = "aopc_morf_L20"
+    oracle = s.loc[s.method == "oracle", ["image", col]].set_index("image")[col]
+    a = s.method == "a"
+    s.loc[a, col] = s.loc[a, "image"].map(oracle).to_numpy() + 5e-8
+    v = fs.validity(results, ap, profile).set_index(["column", "question", "method"])
+    assert v.loc[(col, "oracle_rank", "oracle"), "value"] == 1
+    assert v.loc[(col, "oracle_beats_method", "a"), "value"] == 0.0
+    results["resolution"]["resolution"] = 1e-9
+    v = fs.validity(results, ap, profile).set_index(["column", "question", "method"])
+    assert v.loc[(col, "oracle_rank", "oracle"), "value"] == 2
 
 
 def test_method_sets_follow_the_profile(profile):

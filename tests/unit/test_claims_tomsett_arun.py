@@ -25,35 +25,73 @@ def scores(morf: dict, lerf: dict | None = None, faith: dict | None = None, unit
                         return d.get((bg, style, m), d.get(m, default))
                     for img, jitter in enumerate((-0.01, 0.0, 0.01)):
                         row = {"background": bg, "model": "trained", "method": m, "image": img, "style": style,
-                               "unit": unit, "aopc_morf_L20": 0.0, "aopc_morf_L100": value(morf, 0.1) + jitter,
+                               "output": "probability", "unit": unit, "aopc_morf_L20": 0.0, "aopc_morf_L100": value(morf, 0.1) + jitter,
                                "aopc_lerf_L20": 0.0, "aopc_lerf_L100": value(lerf, 0.1) + jitter,
                                "faithfulness": value(faith, 0.0) + jitter, "faithfulness_status": "ok"}
                         if run is not None:
                             row["run"] = run
                         rows.append(row)
-    # A smaller unit whose numbers would contradict: the claims read the largest unit only.
+    # A smaller unit and another output whose numbers would contradict: the claims read the
+    # largest unit and the probability only (the margin inside ``ct.on_output``).
     small = pd.DataFrame(rows).assign(unit=1, aopc_morf_L100=lambda d: -d.aopc_morf_L100)
-    return pd.concat([pd.DataFrame(rows), small], ignore_index=True)
+    margin = pd.DataFrame(rows).assign(output="logit_margin", aopc_morf_L100=lambda d: -d.aopc_morf_L100,
+                                       aopc_lerf_L100=lambda d: -d.aopc_lerf_L100)
+    return pd.concat([pd.DataFrame(rows), small, margin], ignore_index=True)
+
+
+def resolution(value=1e-7):
+    return pd.DataFrame([{"background": bg, "output": o, "resolution": value}
+                         for bg in ("perlin", "mri") for o in ("probability", "logit_margin")])
+
+
+def fidelity(morf, lerf=None, faith=None, res=1e-7, **kw):
+    return {"fidelity_scores": scores(morf, lerf, faith, **kw), "fidelity_resolution": resolution(res)}
 
 
 def test_gradient_x_input_highest_morf_on_both_backgrounds():
-    t = {"fidelity_scores": scores({"gradient_x_input": 0.5})}
+    t = fidelity({"gradient_x_input": 0.5})
     ev = ct.TOMSETT_GXI_MORF.evaluate(t)
     assert ev["statistic"].tolist() == [1.0, 1.0] and ev["holds"].all()
+    # On the logit margin (numbers negated in the fixture) gradient x input is last of five.
+    with ct.on_output("logit_margin"):
+        assert ct.TOMSETT_GXI_MORF.evaluate(t)["statistic"].tolist() == [5.0, 5.0]
     # Second on MRI, mean style only: the worse rank is 2.
-    t = {"fidelity_scores": scores({"gradient_x_input": 0.5, ("mri", "mean", "sobel"): 0.6})}
+    t = fidelity({"gradient_x_input": 0.5, ("mri", "mean", "sobel"): 0.6})
     ev = ct.TOMSETT_GXI_MORF.evaluate(t)
     assert ev["statistic"].tolist() == [2.0, 2.0] and not ev["holds"].any()
+    # Sobel above it by less than the resolution: a tie, and tied methods share the best rank.
+    t = fidelity({"gradient_x_input": 0.5, ("mri", "mean", "sobel"): 0.5 + 5e-8})
+    assert ct.TOMSETT_GXI_MORF.evaluate(t)["statistic"].tolist() == [1.0, 1.0]
+    t = fidelity({"gradient_x_input": 0.5, ("mri", "mean", "sobel"): 0.5 + 5e-8}, res=1e-8)
+    assert ct.TOMSETT_GXI_MORF.evaluate(t)["statistic"].tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match="output='logits'"):
+        with ct.on_output("logits"):
+            pass
+
+
+def test_lerf_ranking_decided_by_noise_below_the_resolution_is_a_tie():
+    """Every LeRF mean within 2e-7 of 0 (float noise of a saturated output): at a resolution
+    of 1e-6 the five tie, so the edge map and Deep Taylor share rank 1 and the MoRF / LeRF
+    tau is undefined (a side ties throughout)."""
+    noise = dict(zip(FIVE, (2e-7, -1e-7, 0.0, 1.5e-7, -2e-7)))
+    morf = {m: v for m, v in zip(FIVE, (0.1, 0.2, 0.3, 0.4, 0.5))}
+    exact = fidelity(morf, lerf=noise, res=0.0)
+    tied = fidelity(morf, lerf=noise, res=1e-6)
+    assert ct.TOMSETT_LERF_BEST.evaluate(exact)["statistic"].iloc[0] > 2
+    assert ct.TOMSETT_LERF_BEST.evaluate(tied)["statistic"].iloc[0] == 1
+    assert np.isfinite(ct.TOMSETT_REVERSED.evaluate(exact)["statistic"].iloc[0])
+    ev = ct.TOMSETT_REVERSED.evaluate(tied)
+    assert np.isnan(ev["statistic"].iloc[0]) and not ev["holds"].any()
 
 
 def test_reversed_rankings_and_faithfulness_claims():
     morf = {m: v for m, v in zip(FIVE, (0.1, 0.2, 0.3, 0.4, 0.5))}
-    t = {"fidelity_scores": scores(morf, lerf=morf, faith={"sobel": -0.05, "deep_shap": 0.08})}
+    t = fidelity(morf, lerf=morf, faith={"sobel": -0.05, "deep_shap": 0.08})
     ev = ct.TOMSETT_REVERSED.evaluate(t)
     assert ev["statistic"].iloc[0] == pytest.approx(1.0) and ev["holds"].all()
     assert ct.TOMSETT_F_NEAR_ZERO.evaluate(t)["holds"].all()
     assert ct.TOMSETT_EDGE_LOWEST_F.evaluate(t)["statistic"].iloc[0] == 1.0
-    t = {"fidelity_scores": scores(morf, lerf=morf, faith={"deep_shap": 0.3})}
+    t = fidelity(morf, lerf=morf, faith={"deep_shap": 0.3})
     assert not ct.TOMSETT_F_NEAR_ZERO.evaluate(t)["holds"].any()
     # An undefined F (constant relevance) is left out, not averaged as NaN.
     s = scores(morf, faith={"sobel": -0.05})
@@ -62,10 +100,10 @@ def test_reversed_rankings_and_faithfulness_claims():
 
 
 def test_lerf_worse_than_random_uses_the_matching_baseline():
-    rb = pd.DataFrame([{"background": bg, "unit": u, "style": st, "L": L, "mean": 0.05}
-                       for bg in ("perlin", "mri") for u in (1, 5) for st in ct.STYLES for L in (20, 100)])
-    t = {"fidelity_scores": scores({}, lerf={"gradient_x_input": 0.2, "deep_shap": 0.1}),
-         "fidelity_random_baseline": rb}
+    rb = pd.DataFrame([{"background": bg, "unit": u, "style": st, "output": o, "L": L, "mean": 0.05}
+                       for bg in ("perlin", "mri") for u in (1, 5) for st in ct.STYLES for L in (20, 100)
+                       for o in ("probability", "logit_margin")])
+    t = {**fidelity({}, lerf={"gradient_x_input": 0.2, "deep_shap": 0.1}), "fidelity_random_baseline": rb}
     ev = ct.TOMSETT_LERF_WORSE_THAN_RANDOM.evaluate(t)
     assert ev["statistic"].iloc[0] == pytest.approx(0.05) and ev["holds"].all()
     rb.loc[(rb.background == "mri") & (rb.L == 100), "mean"] = 0.3
@@ -80,7 +118,8 @@ def alpha_table(value):
             for st in ct.STYLES:
                 for metric, ls in (("faithfulness", [None]), ("aopc_morf", [20, 100]), ("aopc_lerf", [20, 100])):
                     for L in ls:
-                        rows.append({"background": bg, "unit": 5, "methods": "tomsett", "with_edge": we, "style": st,
+                        rows.append({"background": bg, "unit": 5, "output": "probability", "methods": "tomsett",
+                                     "with_edge": we, "style": st,
                                      "metric": metric, "L": L, "column": metric if L is None else f"{metric}_L{L}",
                                      "alpha": value(we, st, metric, L)})
     return pd.DataFrame(rows)
@@ -102,6 +141,12 @@ def test_alpha_claims_count_the_cells_that_contradict():
     assert ct.TOMSETT_ALPHA_LOW.evaluate(t)["statistic"].iloc[0] == pytest.approx(0.7)
     # 2 backgrounds x 2 edge settings x 2 styles x 2 metrics: each falls once from L=20 to L=100.
     assert ct.TOMSETT_ALPHA_RISES_WITH_L.evaluate(t)["statistic"].iloc[0] == 16
+    # An undecidable alpha (NaN) never supports a claim: one cell of edge-raises-alpha.
+    a = alpha_table(paper_like)
+    a.loc[(a.background == "mri") & a.with_edge & (a["style"] == "mean") & (a.column == "aopc_morf_L100"),
+          "alpha"] = np.nan
+    ev = ct.TOMSETT_EDGE_RAISES_ALPHA.evaluate({"tomsett_alpha": a})
+    assert ev["statistic"].iloc[0] == 1 and not ev["holds"].any()
 
 
 def verdicts(verdict_of):

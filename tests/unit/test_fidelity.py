@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from salbench.errors import NonFiniteMapError
+from salbench.metrics.fidelity import output_resolution
 from salbench.metrics import (
     aopc,
     aopc_columns,
@@ -314,11 +315,11 @@ def test_curves_match_scores():
     res = score_fidelity(LinearSoftmax((H, W, 1)), x, maps, design, mean_value=0.0, value_range=(0, 1),
                          ls=[4, 10], return_curves=True)
     cm = res.curves["methods"]
-    assert cm.shape == (2, 3, 2, 2, 11) and res.curves["random"].shape == (2, 2, 2, 11)
+    assert cm.shape == (2, 1, 3, 2, 2, 11) and res.curves["random"].shape == (2, 1, 2, 2, 11)
     assert (cm[..., 0] == 0).all()
     row = res.scores[(res.scores["image"] == 1) & (res.scores["method"] == "ties") & (res.scores["style"] == "uniform")]
-    np.testing.assert_allclose(row["aopc_lerf_L10"].iloc[0], cm[1, 1, 1, 1].mean(), atol=EXACT)
-    assert res.curves["faithfulness"].shape == (2, 2, 5)
+    np.testing.assert_allclose(row["aopc_lerf_L10"].iloc[0], cm[1, 0, 1, 1, 1].mean(), atol=EXACT)
+    assert res.curves["faithfulness"].shape == (2, 1, 2, 5)
 
 
 # --------------------------------------------------------------------------- faithfulness exclusions
@@ -346,6 +347,97 @@ def test_constant_drop_is_flagged():
                          mean_value=0.0, ls=[3])
     signed = res.scores[res.scores["method"] == "signed"]
     assert (signed["faithfulness_status"] == "constant_drop").all() and signed["faithfulness"].isna().all()
+
+
+# --------------------------------------------------------------------------- outputs and resolution
+
+
+class TwoLogits:
+    """z = (0, b + a * sum(x)): the logit margin of class 1 is b + a * sum(x); returns logits only."""
+
+    def __init__(self, a=2.0, b=30.0):
+        self.a, self.b = a, b
+
+    def __call__(self, xb):
+        z1 = self.b + self.a * xb.reshape(len(xb), -1).astype(np.float64).sum(axis=1)
+        return {"logits": np.stack([np.zeros(len(xb)), z1], axis=1).astype(np.float32)}
+
+
+def test_logit_margin_of_a_two_logit_model_has_the_closed_form_aopc():
+    """Perturbing pixel u to 0 lowers the margin by a * x_u, so with the map equal to x the
+    MoRF drop after k steps is a * (sum of the k largest pixels) and AOPC(L) its mean over
+    k = 0..L. The probability is saturated (margin >= 30: p = 1 - 1e-13), so its AOPC is ~0."""
+    x, _ = _data(n=2)
+    model = TwoLogits()
+    design = make_design(H, W, unit=1, rng=np.random.default_rng(0), l_max=12, n_random=0, n_faithfulness=0)
+    res = score_fidelity(model, x, {"x": x[..., 0]}, design, styles=["mean"], mean_value=0.0, ls=[5, 12],
+                         outputs=("probability", "logit_margin"))
+    margin = res.scores[res.scores["output"] == "logit_margin"].set_index("image")
+    prob = res.scores[res.scores["output"] == "probability"].set_index("image")
+    for i in range(2):
+        top = np.sort(x[i].ravel().astype(np.float64))[::-1]
+        drops = model.a * np.concatenate([[0.0], np.cumsum(top)])
+        for L in (5, 12):
+            assert margin.loc[i, f"aopc_morf_L{L}"] == pytest.approx(drops[:L + 1].mean(), rel=1e-5)
+        assert margin.loc[i, "f_clean"] == pytest.approx(model.b + model.a * x[i].sum(), rel=1e-6)
+        assert margin.loc[i, "label_pred"] == 1 and abs(prob.loc[i, "aopc_morf_L12"]) < 1e-10
+    with pytest.raises(ValueError, match="logit_margin.*logits"):
+        score_fidelity(LinearSoftmax((H, W, 1)), x, {"x": x[..., 0]}, design, styles=["mean"], mean_value=0.0,
+                       ls=[5], outputs=("logit_margin",))
+
+
+def test_logits_and_probabilities_give_the_same_probability_scores():
+    """A model read as logits (probability = float64 softmax) scores as the same model read
+    as probabilities."""
+    x, maps = _data(n=3)
+    lin = LinearSoftmax((H, W, 1))
+
+    def logits(xb):
+        return {"logits": xb.reshape(len(xb), -1).astype(np.float64) @ lin.w}
+
+    design = make_design(H, W, unit=2, rng=np.random.default_rng(1), l_max=6, n_random=2, n_faithfulness=5)
+    kw = dict(mean_value=0.3, value_range=(0, 1), ls=[3, 6])
+    a = score_fidelity(lin, x, maps, design, **kw).scores
+    b = score_fidelity(logits, x, maps, design, **kw).scores
+    cols = aopc_columns([3, 6]) + ["faithfulness", "p_pred"]
+    np.testing.assert_allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), atol=1e-12, equal_nan=True)
+
+
+class BatchNoise:
+    """Adds to every logit a float32-sized error that depends on the batch (size, position)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def __call__(self, xb):
+        z1 = xb.reshape(len(xb), -1).astype(np.float64).mean(axis=1)
+        noise = self.eps * np.sin(np.arange(len(xb)) + 7 * len(xb))
+        return {"logits": np.stack([np.zeros(len(xb)), z1 + noise], axis=1)}
+
+
+def test_output_resolution_measures_batch_dependence():
+    x, _ = _data(n=9)
+    exact = output_resolution(BatchNoise(0.0), x, batch_sizes=(1, 4, 9), rng=np.random.default_rng(0))
+    assert (exact["resolution"] == 0).all() and set(exact["output"]) == {"probability", "logit_margin"}
+    noisy = output_resolution(BatchNoise(1e-4), x, batch_sizes=(1, 4, 9), rng=np.random.default_rng(0))
+    margin = noisy.set_index("output").loc["logit_margin", "resolution"]
+    assert 1e-5 < margin <= 2e-4  # at most twice the error; some inputs meet opposite errors
+    # The probability moves by p (1 - p) times the margin's error: near 0.25 here.
+    assert 0 < noisy.set_index("output").loc["probability", "resolution"] < 0.3 * margin
+    assert noisy["n_calls"].iloc[0] == 3 * 4 + 1
+
+
+def test_faithfulness_is_undefined_where_drops_stay_within_the_resolution():
+    x, maps = _data(n=2)
+    design = make_design(H, W, unit=1, rng=np.random.default_rng(0), l_max=3, n_random=0, n_faithfulness=10)
+    kw = dict(styles=["mean"], mean_value=0.0, ls=[3], outputs=("logit_margin",))
+    model = TwoLogits(a=1e-4, b=0.0)  # each single-pixel drop is below 1e-4
+    fine = score_fidelity(model, x, maps, design, **kw).scores
+    coarse = score_fidelity(model, x, maps, design, resolution={"logit_margin": 1e-3}, **kw).scores
+    signed = fine["method"] == "signed"
+    assert (fine.loc[signed, "faithfulness_status"] == "ok").all()
+    assert (coarse.loc[signed, "faithfulness_status"] == "drop_below_resolution").all()
+    assert coarse.loc[signed, "faithfulness"].isna().all()
 
 
 # --------------------------------------------------------------------------- errors

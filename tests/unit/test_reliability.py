@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from salbench.metrics import reliability as rel
 from salbench.metrics import (
     TOMSETT_CONSISTENCY_PAIRS,
     alpha_table,
@@ -220,3 +221,72 @@ def test_alpha_of_rankings_tied_everywhere_is_undefined_not_an_error():
     assert np.isnan(ranking_alpha(tied))
     res = ranking_alpha_ci(tied, rng=np.random.default_rng(0), n_boot=20)
     assert np.isnan(res.alpha) and np.isnan(res.ci_low) and res.n_images == 6 and res.n_boot_undefined == 20
+
+
+# --------------------------------------------------------------------------- ties at the resolution
+
+RESOLUTION = 1e-6
+
+
+def test_tolerance_ranks_chain_ties_and_reduce_to_rankdata():
+    from scipy.stats import rankdata
+
+    v = np.array([0.3, 1e-7, -2e-7, 0.3 + 5e-7, 0.2, 0.2 + 2e-6])
+    np.testing.assert_array_equal(rel.tolerance_ranks(v, 0.0), rankdata(v, method="average"))
+    # {-2e-7, 1e-7} tie, {0.3, 0.3 + 5e-7} tie; 0.2 and 0.2 + 2e-6 stay apart at 1e-6.
+    np.testing.assert_array_equal(rel.tolerance_ranks(v, RESOLUTION), [5.5, 1.5, 1.5, 5.5, 3, 4])
+    # Chaining: 0, 0.8e-6, 1.6e-6 form one group although the ends are 1.6e-6 apart.
+    np.testing.assert_array_equal(rel.tolerance_ranks([0, 0.8e-6, 1.6e-6, 1.0], RESOLUTION), [2, 2, 2, 4])
+    with pytest.raises(ValueError, match="tol must be"):
+        rel.tolerance_ranks(v, -1)
+
+
+def test_ties_below_the_resolution_give_the_alpha_of_the_tied_ranks():
+    """Three methods whose scores differ by float noise below the resolution on every image
+    and two that differ clearly: alpha at the resolution is krippendorff's alpha of the
+    ranks with the three tied, not of the noise's order."""
+    rng = np.random.default_rng(3)
+    n = 8
+    noise = rng.uniform(-4e-7, 4e-7, size=(n, 3))
+    scores = np.column_stack([noise, 0.5 + 0.1 * rng.uniform(size=n), 0.9 + 0.05 * rng.uniform(size=n)])
+    tied = np.tile([2.0, 2.0, 2.0, 4.0, 5.0], (n, 1))
+    want = krippendorff.alpha(reliability_data=tied, level_of_measurement="ordinal")
+    assert rel.ranking_alpha(scores, tol=RESOLUTION) == pytest.approx(want, abs=1e-12)
+    assert rel.ranking_alpha(scores) != pytest.approx(want, abs=1e-3)  # the noise's order counts without it
+    res = rel.ranking_alpha_ci(scores, rng=np.random.default_rng(0), n_boot=50, tol=RESOLUTION)
+    assert res.alpha == pytest.approx(want, abs=1e-12) and res.n_images_tied == n
+    assert rel.n_rows_tied(scores, 0.0) == 0
+
+
+def _tidy_wide(wide: np.ndarray, methods) -> pd.DataFrame:
+    return pd.DataFrame([{"image": i, "method": m, "style": "mean", "unit": 5, "aopc_lerf_L20": wide[i, j]}
+                         for i in range(len(wide)) for j, m in enumerate(methods)])
+
+
+def test_cells_that_ties_leave_without_information_are_undecidable():
+    rng = np.random.default_rng(0)
+    methods = ["a", "b", "c"]
+    wide = rng.uniform(-5e-7, 5e-7, size=(6, 3))  # every score is noise below the resolution
+    df = _tidy_wide(wide, methods)
+    a = rel.alpha_table(df, ["aopc_lerf_L20"], {"all": methods}, rng=np.random.default_rng(1), n_boot=20,
+                        tol=RESOLUTION)
+    assert a["alpha"].isna().all() and a["kendall_w"].isna().all()
+    assert a["status"].iloc[0] == "undecidable: every image ties every method at the resolution"
+    assert a["n_images_tied"].iloc[0] == 6
+    exact = rel.alpha_table(df, ["aopc_lerf_L20"], {"all": methods}, rng=np.random.default_rng(1), n_boot=20)
+    assert exact["status"].iloc[0] == "ok" and np.isfinite(exact["alpha"].iloc[0])
+    im = rel.inter_method_table(df, ["aopc_lerf_L20"], {"all": methods}, tol=RESOLUTION)
+    assert im["mean_rho"].isna().all() and im["n_pairs_undecidable"].iloc[0] == 3
+    assert im["status"].iloc[0] == "undecidable: no pair of methods has a rho at the resolution"
+    r = rel.spearman(wide[:, 0], np.arange(6.0), RESOLUTION, 0.0)
+    assert np.isnan(r.rho) and r.status == "undecidable: the first series is constant at the resolution"
+    assert rel.spearman(np.ones(6), np.arange(6.0)).status == "undefined: the first series is constant"
+
+
+def test_spearman_at_the_resolution_counts_the_images_ties_decided():
+    a = np.array([0.0, 2e-7, 0.5, 0.6, 0.7])
+    b = np.array([1.0, 0.0, 2.0, 3.0, 4.0])
+    exact, tied = rel.spearman(a, b), rel.spearman(a, b, RESOLUTION, 0.0)
+    assert exact.rho == pytest.approx(0.9) and exact.n_images_tied == 0
+    assert tied.rho == pytest.approx(np.corrcoef([1.5, 1.5, 3, 4, 5], [2, 1, 3, 4, 5])[0, 1])
+    assert tied.n_images_tied == 2 and tied.status == "ok"

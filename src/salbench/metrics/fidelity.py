@@ -5,11 +5,17 @@ float32 of shape (B, H, W, C), the result (B, n_classes) softmax probabilities.
 
 Definitions (Tomsett et al. 2020, "Sanity Checks for Saliency Metrics"; PROTOCOLS A2):
 
-``f``
-    ``f(x') = p_c(x')``, the softmax probability of the class ``c = argmax p(x)``
-    predicted on the *unperturbed* image, held fixed through every step (Samek's
-    reading of "the probability assigned to the highest-probability class";
-    PROTOCOLS A2.1 CHOICE (a)).
+``f`` (``outputs``; one score table row per output)
+    ``"probability"`` (Tomsett): ``f(x') = p_c(x')``, the softmax probability of the
+    class ``c = argmax p(x)`` predicted on the *unperturbed* image, held fixed
+    through every step (Samek's reading of "the probability assigned to the
+    highest-probability class"; docs/protocols.md, Tomsett, f).
+    ``"logit_margin"`` (ours, beyond the paper): ``f(x') = z_c(x') - max_{j != c}
+    z_j(x')``, from the logits ``z``. A two-class classifier that is sure of every
+    image (p of at least 0.99999) moves its probability only once the evidence is
+    gone, so probability drops are all or nothing; the margin moves with the
+    evidence throughout. When ``predict`` returns logits, the probability is their
+    softmax in float64, so that float32 rounding next to 1 adds no ties of its own.
 AOPC (Samek et al. 2017, as Tomsett wrote it)
     Per image, the drop curve ``d_k = f(x) - f(x^(k))`` for ``k = 0..l_max``
     (``d_0 = 0``), where ``x^(k)`` has the first ``k`` units of the ordering
@@ -60,6 +66,15 @@ Random-ordering baseline (Tomsett's Methods): ``n_random`` (100) orderings drawn
 once and shared by every image; they have no direction, so one AOPC per ordering
 serves as the baseline of MoRF and of LeRF.
 
+Resolution (ours): the same input need not give the same output bit for bit when
+the batch it travels in changes (size, position, neighbours). ``output_resolution``
+measures the largest such difference of ``f`` per output; differences of scores
+below it are ties wherever a ranking or a correlation is computed
+(``salbench.metrics.reliability``). ``score_fidelity(resolution=...)`` marks F as
+undefined (``"drop_below_resolution"``) on an image whose single-unit drops all lie
+within the resolution of each other: their correlation with the relevance would be
+one of noise.
+
 Engine: ``score_fidelity`` walks a lazy generator of jobs (image, style,
 ordering or F, step range), writes each job's perturbed inputs straight into one
 preallocated float32 batch buffer of ``batch_size`` images, calls ``predict`` when
@@ -84,10 +99,13 @@ from salbench.errors import NonFiniteMapError
 from salbench.registry import Registry
 
 STYLES = ("mean", "uniform")
+OUTPUTS = ("probability", "logit_margin")
+# The output Tomsett et al. scored: the claims ledger tests their claims on it.
+PAPER_OUTPUT = "probability"
 DIRECTIONS = ("morf", "lerf")
 TIE_BREAKS = ("random", "index")
 DEFAULT_LS = (20, 40, 60, 80, 100)
-FAITHFULNESS_STATUS = ("ok", "constant_relevance", "constant_drop", "not_computed")
+FAITHFULNESS_STATUS = ("ok", "constant_relevance", "constant_drop", "drop_below_resolution", "not_computed")
 
 # predict must return probabilities: every row sums to 1 within this (float32
 # softmax rounding is ~1e-7 per class; 1e-3 still refuses logits and scores).
@@ -301,14 +319,16 @@ def aopc(drops: np.ndarray, ls: Sequence[int]) -> np.ndarray:
 class FidelityResult:
     """Output of ``score_fidelity``.
 
-    ``scores``: one row per (image, method, style) with columns image, method,
-    style, unit, label_pred, p_pred, aopc_morf_L*, aopc_lerf_L*, faithfulness,
-    faithfulness_status. ``random``: one row per (image, style, ordering) with
-    image, style, unit, ordering, label_pred, p_pred, aopc_L*. ``curves`` (only
-    with ``return_curves=True``): drop curves d_0..d_lmax, ``"methods"`` of shape
-    (N, n_methods, n_styles, 2 [morf, lerf], l_max + 1), ``"random"`` (N, n_styles,
-    n_random, l_max + 1), ``"faithfulness"`` (N, n_styles, n_faithfulness) the
-    single-unit drops; axes follow ``methods`` and ``styles``. ``n_forward``: images
+    ``scores``: one row per (image, method, style, output) with columns image,
+    method, style, output, unit, label_pred, p_pred, f_clean (f of the clean image),
+    aopc_morf_L*, aopc_lerf_L*, faithfulness, faithfulness_status. ``random``: one
+    row per (image, style, output, ordering) with image, style, output, unit,
+    ordering, label_pred, p_pred, f_clean, aopc_L*. ``curves`` (only with
+    ``return_curves=True``): drop curves d_0..d_lmax, ``"methods"`` of shape
+    (N, n_outputs, n_methods, n_styles, 2 [morf, lerf], l_max + 1), ``"random"``
+    (N, n_outputs, n_styles, n_random, l_max + 1), ``"faithfulness"`` (N, n_outputs,
+    n_styles, n_faithfulness) the single-unit drops; axes follow ``outputs``,
+    ``methods`` and ``styles``. ``n_forward``: images
     sent through ``predict`` (clean pass included).
     """
 
@@ -318,14 +338,15 @@ class FidelityResult:
     styles: list[str]
     n_forward: int
     curves: dict[str, np.ndarray] | None = field(default=None)
+    outputs: list[str] = field(default_factory=lambda: ["probability"])
 
 
 @dataclass
 class _Open:
     """Probabilities of one image's perturbed inputs, filled as batches return."""
 
-    p_ord: np.ndarray  # (n_styles, n_slots, l_max): slots = methods x (morf, lerf), then random
-    p_faith: np.ndarray  # (n_styles, n_faithfulness)
+    p_ord: np.ndarray  # (n_outputs, n_styles, n_slots, l_max): slots = methods x (morf, lerf), then random
+    p_faith: np.ndarray  # (n_outputs, n_styles, n_faithfulness)
     r_faith: np.ndarray  # (n_methods, n_faithfulness) relevance of the F units
     remaining: int
 
@@ -348,8 +369,98 @@ def _check_probs(p: np.ndarray, n: int) -> np.ndarray:
     return p
 
 
-def _predict_batched(predict, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([_check_probs(predict(x[s]), s.stop - s.start) for s in batch_slices(len(x), batch_size)])
+def softmax64(logits: np.ndarray) -> np.ndarray:
+    """Softmax of float32 logits, computed in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _model_outputs(raw, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities, logits or None) from what ``predict`` returned: an array of
+    probabilities, or a mapping with ``"logits"`` (and optionally ``"probabilities"``)."""
+    if isinstance(raw, Mapping):
+        unknown = sorted(set(raw) - {"logits", "probabilities"})
+        if unknown or "logits" not in raw:
+            raise ValueError(f"predict returned a mapping with keys {sorted(raw)}; expected 'logits' "
+                             "(and optionally 'probabilities')")
+        logits = _check_probs(raw["logits"], n)
+        probs = _check_probs(raw["probabilities"], n) if "probabilities" in raw else softmax64(logits)
+        return probs, logits
+    return _check_probs(raw, n), None
+
+
+def output_values(probs: np.ndarray, logits: np.ndarray | None, label: np.ndarray, output: str) -> np.ndarray:
+    """``f`` of each row for the class ``label`` of its image: ``p_c`` or ``z_c - max_{j != c} z_j``."""
+    rows = np.arange(len(label))
+    if output == "probability":
+        return np.asarray(probs, dtype=np.float64)[rows, label]
+    if output == "logit_margin":
+        if logits is None:
+            raise ValueError("the 'logit_margin' output needs predict to return {'logits': ...}; it returned "
+                             "probabilities only")
+        z = np.asarray(logits, dtype=np.float64)
+        others = z.copy()
+        others[rows, label] = -np.inf
+        return z[rows, label] - others.max(axis=1)
+    raise ValueError(f"output={output!r} is not valid; choose one of {list(OUTPUTS)}")
+
+
+def _predict_batched(predict, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    got = [_model_outputs(predict(x[s]), s.stop - s.start) for s in batch_slices(len(x), batch_size)]
+    probs = np.concatenate([g[0] for g in got])
+    logits = None if got[0][1] is None else np.concatenate([g[1] for g in got])
+    return probs, logits
+
+
+def output_resolution(
+    predict: Callable[[np.ndarray], object],
+    x_batch,
+    *,
+    outputs: Sequence[str] = OUTPUTS,
+    batch_sizes: Sequence[int] = (1, 7, 64),
+    rng: np.random.Generator,
+    n_orders: int = 2,
+) -> pd.DataFrame:
+    """The resolution of each output ``f``: the largest difference of ``f`` for the same
+    input over batch sizes, batch compositions and repeated calls (ours).
+
+    Every input of ``x_batch`` (B, H, W, C) goes through ``predict`` in batches of each
+    of ``batch_sizes`` (capped at B), in row order, in reverse order and in
+    ``n_orders`` random orders from ``rng`` (so it meets other neighbours at other
+    positions), and the first of these calls is repeated. The class ``c`` is the
+    argmax of the first call. Returns one row per output: ``output``,
+    ``resolution`` (max over inputs of max - min over calls), ``n_inputs``,
+    ``n_calls``, ``batch_sizes``.
+    """
+    x = np.asarray(x_batch, dtype=np.float32)
+    if x.ndim != 4 or len(x) < 2:
+        raise ValueError(f"x_batch must be (B >= 2, H, W, C); got shape {x.shape}")
+    for o in outputs:
+        _check_choice("output", o, OUTPUTS)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a seeded np.random.Generator; got {type(rng).__name__}")
+    n = len(x)
+    sizes = sorted({min(_positive_int("batch size", b), n) for b in batch_sizes})
+    orders = [np.arange(n), np.arange(n)[::-1], *(rng.permutation(n) for _ in range(int(n_orders)))]
+    runs, label = [], None
+    for size in sizes:
+        for order in orders:
+            probs, logits = _predict_batched(predict, x[order], size)
+            back = np.empty_like(order)
+            back[order] = np.arange(n)
+            probs, logits = probs[back], None if logits is None else logits[back]
+            if label is None:
+                label = probs.argmax(axis=1)
+                first = (order, size)
+            runs.append(np.stack([output_values(probs, logits, label, o) for o in outputs], axis=1))
+    order, size = first
+    probs, logits = _predict_batched(predict, x[order], size)  # the first call again
+    runs.append(np.stack([output_values(probs, logits, label, o) for o in outputs], axis=1))
+    stacked = np.stack(runs)  # (calls, inputs, outputs)
+    spread = (stacked.max(axis=0) - stacked.min(axis=0)).max(axis=0)
+    return pd.DataFrame({"output": list(outputs), "resolution": spread.astype(float), "n_inputs": n,
+                         "n_calls": len(runs), "batch_sizes": " ".join(map(str, sizes))})
 
 
 def score_fidelity(
@@ -365,15 +476,19 @@ def score_fidelity(
     batch_size: int = 256,
     image_ids: Sequence[int] | None = None,
     return_curves: bool = False,
+    outputs: Sequence[str] = ("probability",),
+    resolution: Mapping[str, float] | None = None,
 ) -> FidelityResult:
     """AOPC (MoRF, LeRF), F and the random-ordering AOPC of every image, method and style.
 
     Parameters
     ----------
-    predict : callable, float32 (B, H, W, C) -> probabilities (B, n_classes)
+    predict : callable, float32 (B, H, W, C) -> probabilities (B, n_classes), or
+        a mapping ``{"logits": (B, n_classes)}`` (optionally with ``"probabilities"``)
         Called with at most ``batch_size`` inputs at a time (every batch full but
-        the last of each pass). Rows must sum to 1 (``PROBABILITY_SUM_TOL``). The
-        input is a view of a reused buffer: predict must not keep it.
+        the last of each pass). Probability rows must sum to 1
+        (``PROBABILITY_SUM_TOL``). The input is a view of a reused buffer: predict
+        must not keep it.
     x_batch : (N, H, W, C) float
         Images in the model's input space; cast to float32.
     a_batch : {method: (N, H, W) float}
@@ -389,7 +504,14 @@ def score_fidelity(
     image_ids : N distinct non-negative ints, default 0..N-1
         The ``image`` column and the seed key of each image's uniform values: pass
         global ids when scoring a data set in chunks so the values do not change.
-    return_curves : keep every drop curve (memory N x slots x styles x (l_max+1)).
+    return_curves : keep every drop curve (memory N x outputs x slots x styles x (l_max+1)).
+    outputs : subset of ("probability", "logit_margin"), the ``f`` scored (see the
+        module docstring); the logit margin needs logits from ``predict``. Every
+        output is read off the same forward passes.
+    resolution : {output: float}, optional
+        The output's resolution (``output_resolution``): F is undefined
+        (``"drop_below_resolution"``) on an image whose single-unit drops span no
+        more than it.
 
     Cost: N clean passes plus, per image and style, ``(2 n_methods + n_random) l_max
     + n_faithfulness`` forward passes, in batches of ``batch_size``.
@@ -408,6 +530,15 @@ def score_fidelity(
         if value_range is None:
             raise ValueError("the 'uniform' style needs value_range=(low, high), the data range")
         _check_range(value_range)
+    outputs = list(outputs)
+    if not outputs or len(set(outputs)) != len(outputs):
+        raise ValueError(f"outputs must list distinct outputs from {list(OUTPUTS)}; got {outputs}")
+    for o in outputs:
+        _check_choice("output", o, OUTPUTS)
+    resolution = dict(resolution or {})
+    bad_res = {o: r for o, r in resolution.items() if o not in OUTPUTS or not (np.isfinite(r) and r >= 0)}
+    if bad_res:
+        raise ValueError(f"resolution must map outputs {list(OUTPUTS)} to finite values >= 0; got {bad_res}")
     batch_size = _positive_int("batch_size", batch_size)
     ls = [int(v) for v in ls]
     bad_ls = [v for v in ls if not 0 <= v <= design.l_max]
@@ -434,17 +565,18 @@ def score_fidelity(
     if len(ids) != n or len(set(ids.tolist())) != n:
         raise ValueError(f"image_ids must hold {n} distinct values; got {len(ids)} ({len(set(ids.tolist()))} distinct)")
 
-    # Clean pass: the class c and f(x) = p_c(x) of every image.
-    p_clean = _predict_batched(predict, x, batch_size)
+    # Clean pass: the class c and f(x) of every image, per output.
+    p_clean, z_clean = _predict_batched(predict, x, batch_size)
     sums = p_clean.sum(axis=1)
     if (np.abs(sums - 1) > PROBABILITY_SUM_TOL).any() or (p_clean < 0).any():
         raise ValueError(
             f"predict must return softmax probabilities (rows >= 0 summing to 1); got row sums such as {sums[:3].tolist()}"
         )
     label = p_clean.argmax(axis=1)
-    f0 = p_clean[np.arange(n), label].astype(np.float64)
+    p0 = p_clean[np.arange(n), label].astype(np.float64)
+    f0 = np.stack([output_values(p_clean, z_clean, label, o) for o in outputs])  # (n_outputs, N)
 
-    n_m, n_s, l_max = len(methods), len(styles), design.l_max
+    n_o, n_m, n_s, l_max = len(outputs), len(methods), len(styles), design.l_max
     n_slots = 2 * n_m + design.n_random
     n_faith = design.n_faithfulness
     unit_map = grid.unit_map
@@ -454,9 +586,9 @@ def score_fidelity(
     curves = None
     if return_curves:
         curves = {
-            "methods": np.zeros((n, n_m, n_s, 2, l_max + 1)),
-            "random": np.zeros((n, n_s, design.n_random, l_max + 1)),
-            "faithfulness": np.zeros((n, n_s, n_faith)),
+            "methods": np.zeros((n, n_o, n_m, n_s, 2, l_max + 1)),
+            "random": np.zeros((n, n_o, n_s, design.n_random, l_max + 1)),
+            "faithfulness": np.zeros((n, n_o, n_s, n_faith)),
         }
     # The random orderings as rank maps: pixel p is perturbed at step k iff rank < k.
     random_rank_units = np.full((design.n_random, grid.n_units), l_max, np.int32)
@@ -483,7 +615,7 @@ def score_fidelity(
             xi = x[i]
             rel = {m: grid.relevance(maps[m][i]) for m in methods}
             opened[i] = _Open(
-                p_ord=np.empty((n_s, n_slots, l_max)), p_faith=np.empty((n_s, n_faith)),
+                p_ord=np.empty((n_o, n_s, n_slots, l_max)), p_faith=np.empty((n_o, n_s, n_faith)),
                 r_faith=np.array([rel[m][design.faithfulness_units] for m in methods]).reshape(n_m, n_faith),
                 remaining=n_s * (n_slots * l_max + n_faith),
             )
@@ -506,29 +638,31 @@ def score_fidelity(
 
     def finish(i: int) -> None:
         st = opened.pop(i)
-        drops = np.concatenate([np.zeros((n_s, n_slots, 1)), f0[i] - st.p_ord], axis=2)  # d_0 = 0
-        scores = aopc(drops, ls)  # (n_s, n_slots, len(ls))
-        delta = f0[i] - st.p_faith  # (n_s, n_faith)
-        for mi, m in enumerate(methods):
+        for oi, output in enumerate(outputs):
+            drops = np.concatenate([np.zeros((n_s, n_slots, 1)), f0[oi, i] - st.p_ord[oi]], axis=2)  # d_0 = 0
+            scores = aopc(drops, ls)  # (n_s, n_slots, len(ls))
+            delta = f0[oi, i] - st.p_faith[oi]  # (n_s, n_faith)
+            res = resolution.get(output, 0.0)
+            common = {"output": output, "unit": grid.unit, "label_pred": int(label[i]), "p_pred": p0[i],
+                      "f_clean": f0[oi, i]}
+            for mi, m in enumerate(methods):
+                for si, style in enumerate(styles):
+                    row = {"image": ids[i], "method": m, "style": style, **common}
+                    for di, d in enumerate(DIRECTIONS):
+                        for li, L in enumerate(ls):
+                            row[f"aopc_{d}_L{L}"] = scores[si, 2 * mi + di, li]
+                    row["faithfulness"], row["faithfulness_status"] = _faithfulness(st.r_faith[mi], delta[si], res)
+                    rows.append(row)
             for si, style in enumerate(styles):
-                row = {"image": ids[i], "method": m, "style": style, "unit": grid.unit,
-                       "label_pred": int(label[i]), "p_pred": f0[i]}
-                for di, d in enumerate(DIRECTIONS):
+                for j in range(design.n_random):
+                    row = {"image": ids[i], "style": style, **common, "ordering": j}
                     for li, L in enumerate(ls):
-                        row[f"aopc_{d}_L{L}"] = scores[si, 2 * mi + di, li]
-                row["faithfulness"], row["faithfulness_status"] = _faithfulness(st.r_faith[mi], delta[si])
-                rows.append(row)
-        for si, style in enumerate(styles):
-            for j in range(design.n_random):
-                row = {"image": ids[i], "style": style, "unit": grid.unit, "ordering": j,
-                       "label_pred": int(label[i]), "p_pred": f0[i]}
-                for li, L in enumerate(ls):
-                    row[f"aopc_L{L}"] = scores[si, 2 * n_m + j, li]
-                random_rows.append(row)
-        if curves is not None:
-            curves["methods"][i] = drops[:, :2 * n_m].reshape(n_s, n_m, 2, l_max + 1).transpose(1, 0, 2, 3)
-            curves["random"][i] = drops[:, 2 * n_m:]
-            curves["faithfulness"][i] = delta
+                        row[f"aopc_L{L}"] = scores[si, 2 * n_m + j, li]
+                    random_rows.append(row)
+            if curves is not None:
+                curves["methods"][i, oi] = drops[:, :2 * n_m].reshape(n_s, n_m, 2, l_max + 1).transpose(1, 0, 2, 3)
+                curves["random"][i, oi] = drops[:, 2 * n_m:]
+                curves["faithfulness"][i, oi] = delta
 
     # Stream: fill one buffer across jobs, predict when full, scatter p_c back.
     buf = np.empty((batch_size, grid.height, grid.width, c_dim), np.float32)
@@ -540,15 +674,19 @@ def score_fidelity(
         nonlocal used, n_forward
         if not used:
             return
-        p = _check_probs(predict(buf[:used]), used)
+        probs, logits = _model_outputs(predict(buf[:used]), used)
         n_forward += used
+        rows_label = np.empty(used, np.intp)
+        for i, _, _, s0, s1, b0 in segments:
+            rows_label[b0:b0 + s1 - s0] = label[i]
+        values = np.stack([output_values(probs, logits, rows_label, o) for o in outputs])  # (n_outputs, used)
         for i, si, slot, s0, s1, b0 in segments:
             st = opened[i]
-            pc = p[b0:b0 + s1 - s0, label[i]]
+            fc = values[:, b0:b0 + s1 - s0]
             if slot >= 0:
-                st.p_ord[si, slot, s0:s1] = pc
+                st.p_ord[:, si, slot, s0:s1] = fc
             else:
-                st.p_faith[si, s0:s1] = pc
+                st.p_faith[:, si, s0:s1] = fc
             st.remaining -= s1 - s0
             if st.remaining == 0:
                 finish(i)
@@ -567,21 +705,25 @@ def score_fidelity(
                 flush()
     flush()
 
-    cols = ["image", "method", "style", "unit", "label_pred", "p_pred", *aopc_columns(ls), "faithfulness", "faithfulness_status"]
-    rcols = ["image", "style", "unit", "ordering", "label_pred", "p_pred", *[f"aopc_L{L}" for L in ls]]
+    cols = ["image", "method", "style", "output", "unit", "label_pred", "p_pred", "f_clean", *aopc_columns(ls),
+            "faithfulness", "faithfulness_status"]
+    rcols = ["image", "style", "output", "unit", "ordering", "label_pred", "p_pred", "f_clean",
+             *[f"aopc_L{L}" for L in ls]]
     return FidelityResult(
         scores=pd.DataFrame(rows, columns=cols), random=pd.DataFrame(random_rows, columns=rcols),
-        methods=methods, styles=styles, n_forward=n_forward, curves=curves,
+        methods=methods, styles=styles, n_forward=n_forward, curves=curves, outputs=outputs,
     )
 
 
-def _faithfulness(r: np.ndarray, delta: np.ndarray) -> tuple[float, str]:
+def _faithfulness(r: np.ndarray, delta: np.ndarray, resolution: float = 0.0) -> tuple[float, str]:
     if r.size == 0:
         return float("nan"), "not_computed"
     if np.ptp(r) == 0:
         return float("nan"), "constant_relevance"
     if np.ptp(delta) == 0:
         return float("nan"), "constant_drop"
+    if np.ptp(delta) <= resolution:
+        return float("nan"), "drop_below_resolution"
     return float(sps.pearsonr(r, delta)[0]), "ok"
 
 

@@ -30,6 +30,18 @@ exactly ``ranks[image, method]`` (not its transpose).
     Spearman's rho between two metric variants across images, for one method
     (Tomsett's Table 2).
 
+Ties at the resolution (ours): scores that differ by no more than ``tol`` (the
+measured resolution of the scored output, ``fidelity.output_resolution``) are ties.
+``tolerance_ranks`` sorts the values and chains neighbours whose gap is at most
+``tol`` into one tie group, which takes the average rank; with ``tol = 0`` this is
+``scipy.stats.rankdata(method="average")``. Alpha, W and every Spearman are computed
+on these ranks (Spearman's rho is Pearson's r of the ranks), and each cell counts
+the images (alpha) or pairs (inter-method) whose ranks the floats alone would have
+ordered otherwise (``n_images_tied``, ``n_pairs_tied``). A cell that the ties leave
+without information (every image ties every method; a series constant at the
+resolution) is NaN with ``status`` "undecidable: <reason>"; one undefined for
+another reason says so ("undefined: <reason>").
+
 Missing scores (F is NaN where it is undefined): ours. Alpha and W need complete
 rankings, so an image with a missing score for any method of the set is dropped
 (listwise) and counted in ``n_excluded``; Spearman uses the images where both
@@ -92,12 +104,44 @@ def complete_rows(scores) -> tuple[np.ndarray, int]:
     return s[ok], int((~ok).sum())
 
 
-def within_image_ranks(scores) -> np.ndarray:
-    """Rank the methods within each image: 1 = lowest score, average ranks for ties."""
+def _tolerance(tol) -> float:
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0 (the resolution of the scores); got {tol!r}")
+    return tol
+
+
+def tolerance_ranks(values, tol: float = 0.0) -> np.ndarray:
+    """Average ranks (1 = lowest) of a 1-D series, with values whose sorted neighbours lie
+    within ``tol`` of each other chained into one tie group; ``tol = 0`` is
+    ``scipy.stats.rankdata(method="average")``."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(v).all():
+        raise ValueError("values hold NaN or Inf; drop them first")
+    tol = _tolerance(tol)
+    order = np.argsort(v, kind="stable")
+    group = np.concatenate([[0], np.cumsum(np.diff(v[order]) > tol)])
+    positions = np.arange(1, len(v) + 1, dtype=np.float64)
+    mean_pos = np.bincount(group, weights=positions) / np.bincount(group)
+    ranks = np.empty(len(v))
+    ranks[order] = mean_pos[group]
+    return ranks
+
+
+def within_image_ranks(scores, tol: float = 0.0) -> np.ndarray:
+    """Rank the methods within each image: 1 = lowest score, average ranks for ties
+    (scores within ``tol`` of each other are ties; see ``tolerance_ranks``)."""
     s = _as_scores(scores, min_methods=1)
     if not np.isfinite(s).all():
         raise ValueError("scores hold NaN or Inf; drop incomplete images first (complete_rows)")
-    return sps.rankdata(s, axis=1, method="average")
+    return np.array([tolerance_ranks(row, tol) for row in s]).reshape(s.shape)
+
+
+def n_rows_tied(scores, tol: float) -> int:
+    """Rows (images) whose ranks at the resolution ``tol`` differ from the exact ranks:
+    the rows where float noise below ``tol`` would have decided the order."""
+    s = _as_scores(scores, min_methods=1)
+    return int((within_image_ranks(s, tol) != within_image_ranks(s, 0.0)).any(axis=1).sum())
 
 
 def _need_images(n: int, what: str) -> None:
@@ -105,16 +149,16 @@ def _need_images(n: int, what: str) -> None:
         raise ValueError(f"{what} needs at least 2 images with complete scores; got {n}")
 
 
-def ranking_alpha(scores, *, level_of_measurement: str = "ordinal") -> float:
+def ranking_alpha(scores, *, level_of_measurement: str = "ordinal", tol: float = 0.0) -> float:
     """Krippendorff's alpha of the per-image method rankings (images = raters, methods = units).
 
     ``scores``: (n_images, n_methods); images with a missing score are dropped
-    (see ``complete_rows``). Returns ``krippendorff.alpha(within_image_ranks(...))``.
+    (see ``complete_rows``). Returns ``krippendorff.alpha(within_image_ranks(..., tol))``.
     """
     _check_choice("level_of_measurement", level_of_measurement, LEVELS)
     s, _ = complete_rows(_as_scores(scores))
     _need_images(len(s), "alpha")
-    ranks = within_image_ranks(s)
+    ranks = within_image_ranks(s, tol)
     if np.unique(ranks).size < 2:  # every method tied on every image: alpha is 0/0
         return float("nan")
     return float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
@@ -129,6 +173,7 @@ class AlphaCI:
     n_excluded: int
     n_boot: int
     n_boot_undefined: int  # resamples whose alpha is undefined (every rank tied), left out of the quantiles
+    n_images_tied: int = 0  # images whose ranking ties at the resolution decided
 
 
 def ranking_alpha_ci(
@@ -138,6 +183,7 @@ def ranking_alpha_ci(
     n_boot: int = 10_000,
     ci: float = 0.999,
     level_of_measurement: str = "ordinal",
+    tol: float = 0.0,
 ) -> AlphaCI:
     """Alpha with a percentile bootstrap CI over images (Tomsett: 99.9 %, 10,000 resamples).
 
@@ -157,10 +203,11 @@ def ranking_alpha_ci(
     s, n_excluded = complete_rows(_as_scores(scores))
     n = len(s)
     _need_images(n, "alpha")
-    ranks = within_image_ranks(s)
+    ranks = within_image_ranks(s, tol)
+    n_tied = n_rows_tied(s, tol)
     domain = np.unique(ranks)
     if domain.size < 2:  # every method tied on every image (e.g. no perturbation moves the output): 0/0
-        return AlphaCI(float("nan"), float("nan"), float("nan"), n, n_excluded, int(n_boot), int(n_boot))
+        return AlphaCI(float("nan"), float("nan"), float("nan"), n, n_excluded, int(n_boot), int(n_boot), n_tied)
     alpha = float(krippendorff.alpha(reliability_data=ranks, level_of_measurement=level_of_measurement))
     onehot = (ranks[:, :, None] == domain).reshape(n, -1).astype(np.float64)  # (images, methods * values)
     boots = np.empty(int(n_boot))
@@ -176,35 +223,65 @@ def ranking_alpha_ci(
                 )
     finite = np.isfinite(boots)
     lo, hi = np.quantile(boots[finite], [(1 - ci) / 2, (1 + ci) / 2]) if finite.any() else (np.nan, np.nan)
-    return AlphaCI(alpha, float(lo), float(hi), n, n_excluded, int(n_boot), int((~finite).sum()))
+    return AlphaCI(alpha, float(lo), float(hi), n, n_excluded, int(n_boot), int((~finite).sum()), n_tied)
 
 
-def kendalls_w(scores) -> float:
+def kendalls_w(scores, tol: float = 0.0) -> float:
     """Kendall's W (tie-corrected) of the per-image method rankings: ``chi2_Friedman / (N (m - 1))``.
 
-    Needs at least 3 methods (``scipy.stats.friedmanchisquare``); incomplete images dropped.
+    Needs at least 3 methods (``scipy.stats.friedmanchisquare``); incomplete images dropped;
+    scores within ``tol`` are ties (Friedman ranks the tolerance ranks again, unchanged).
     """
     s, _ = complete_rows(_as_scores(scores, min_methods=3))
     _need_images(len(s), "Kendall's W")
+    s = within_image_ranks(s, tol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # every rank tied: 0/0, W undefined
         chi2 = sps.friedmanchisquare(*s.T).statistic
     return float(chi2 / (len(s) * (s.shape[1] - 1)))
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Rho:
+    """A Spearman rho at the resolution, with what decided it."""
+
+    rho: float
+    n_images: int  # pairwise-complete images
+    n_images_tied: int  # images whose rank the floats alone would have set otherwise (either series)
+    status: str  # "ok", "undecidable: ...", "undefined: ..."
+
+
+def spearman(a, b, tol_a: float = 0.0, tol_b: float | None = None) -> Rho:
+    """Spearman's rho of two series over the images where both are finite, with values of
+    a series within its ``tol`` of each other tied (Pearson's r of ``tolerance_ranks``)."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    tol_b = tol_a if tol_b is None else tol_b
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
-    if ok.sum() < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan"), int(ok.sum())
-    return float(sps.spearmanr(a, b).statistic), int(ok.sum())
+    n = int(ok.sum())
+    if n < 3:
+        return Rho(float("nan"), n, 0, f"undefined: {n} images with both scores (needs 3)")
+    ra, rb = tolerance_ranks(a, tol_a), tolerance_ranks(b, tol_b)
+    tied = int(((ra != tolerance_ranks(a)) | (rb != tolerance_ranks(b))).sum())
+    for name, raw, r in (("first", a, ra), ("second", b, rb)):
+        if np.ptp(raw) == 0:
+            return Rho(float("nan"), n, tied, f"undefined: the {name} series is constant")
+        if np.ptp(r) == 0:
+            return Rho(float("nan"), n, tied, f"undecidable: the {name} series is constant at the resolution")
+    return Rho(float(np.corrcoef(ra, rb)[0, 1]), n, tied, "ok")
 
 
-def inter_method(scores, methods: Sequence[str] | None = None) -> tuple[float, pd.DataFrame]:
+def _spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    r = spearman(a, b)
+    return r.rho, r.n_images
+
+
+def inter_method(scores, methods: Sequence[str] | None = None, tol: float = 0.0) -> tuple[float, pd.DataFrame]:
     """Mean pairwise Spearman rho between methods across images (Tomsett's inter-method reliability).
 
     Returns ``(mean over defined pairs, pairs table)``; the table has columns
-    method_a, method_b, rho, n_images (pairwise-complete images).
+    method_a, method_b, rho, n_images (pairwise-complete images), n_images_tied, status.
+    Scores within ``tol`` are ties.
     """
     s = _as_scores(scores)
     names = [str(j) for j in range(s.shape[1])] if methods is None else list(methods)
@@ -212,20 +289,22 @@ def inter_method(scores, methods: Sequence[str] | None = None) -> tuple[float, p
         raise ValueError(f"methods has {len(names)} names for {s.shape[1]} columns")
     rows = []
     for i, j in itertools.combinations(range(s.shape[1]), 2):
-        rho, n = _spearman(s[:, i], s[:, j])
-        rows.append({"method_a": names[i], "method_b": names[j], "rho": rho, "n_images": n})
-    pairs = pd.DataFrame(rows, columns=["method_a", "method_b", "rho", "n_images"])
+        r = spearman(s[:, i], s[:, j], tol)
+        rows.append({"method_a": names[i], "method_b": names[j], "rho": r.rho, "n_images": r.n_images,
+                     "n_images_tied": r.n_images_tied, "status": r.status})
+    pairs = pd.DataFrame(rows, columns=["method_a", "method_b", "rho", "n_images", "n_images_tied", "status"])
     defined = pairs["rho"].notna()
     return (float(pairs.loc[defined, "rho"].mean()) if defined.any() else float("nan")), pairs
 
 
-def internal_consistency(metric_a, metric_b) -> tuple[float, int]:
+def internal_consistency(metric_a, metric_b, tol_a: float = 0.0, tol_b: float | None = None) -> tuple[float, int]:
     """Spearman rho between two metric variants across images for one method, and the images used."""
     a = np.asarray(metric_a, dtype=np.float64).ravel()
     b = np.asarray(metric_b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"the two metric series differ in length: {a.size} vs {b.size}")
-    return _spearman(a, b)
+    r = spearman(a, b, tol_a, tol_b)
+    return r.rho, r.n_images
 
 
 # --------------------------------------------------------------------------- tidy tables
@@ -248,6 +327,22 @@ def _wide(g: pd.DataFrame, metric: str, methods: Sequence[str], image_col: str, 
     return wide.to_numpy(dtype=np.float64)
 
 
+def tolerance_of(tol: float | Mapping[str, float], column: str) -> float:
+    """The tie tolerance of a score column: ``tol`` itself, or its entry for ``column``
+    (a mapping must name every column it is asked for)."""
+    if isinstance(tol, Mapping):
+        if column not in tol:
+            raise KeyError(f"no tolerance for column {column!r}; given for {sorted(tol)}")
+        return _tolerance(tol[column])
+    return _tolerance(tol)
+
+
+def _status(value: float, undecidable: bool, reason: str) -> str:
+    if np.isfinite(value):
+        return "ok"
+    return f"undecidable: {reason}" if undecidable else f"undefined: {reason}"
+
+
 def _method_sets(method_sets: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     if not method_sets:
         raise ValueError("method_sets is empty; pass e.g. {'with_edge': [...], 'without_edge': [...]}")
@@ -266,13 +361,15 @@ def alpha_table(
     level_of_measurement: str = "ordinal",
     image_col: str = "image",
     method_col: str = "method",
+    tol: float | Mapping[str, float] = 0.0,
 ) -> pd.DataFrame:
     """Tomsett's Table 1 in long form: alpha with bootstrap CI and Kendall's W per cell.
 
     One row per (group, method set, metric) with columns ``*group_by, method_set,
     metric, L, column, alpha, ci_low, ci_high, kendall_w, n_methods, n_images,
-    n_excluded, n_boot, n_boot_undefined``: ``column`` is the score column (e.g.
-    ``aopc_morf_L20``), ``metric`` its family and ``L`` its length (NaN for F).
+    n_excluded, n_boot, n_boot_undefined, tol, n_images_tied, status``: ``column`` is
+    the score column (e.g. ``aopc_morf_L20``), ``metric`` its family and ``L`` its
+    length (NaN for F); ``tol`` the tie tolerance of the column (``tolerance_of``).
     Each cell bootstraps from its own child stream of ``rng`` (``rng.spawn``), in
     the order groups (sorted) x method sets x metrics. A cell with fewer than two
     complete images has NaN alpha and interval (``n_images`` says how many).
@@ -290,19 +387,28 @@ def alpha_table(
             for metric, (family, L) in zip(metrics, parsed):
                 wide = _wide(g, metric, methods, image_col, method_col, where)
                 child = next(children)
-                n_complete = len(complete_rows(_as_scores(wide))[0])
+                t = tolerance_of(tol, metric)
+                complete = complete_rows(_as_scores(wide))[0]
+                n_complete = len(complete)
                 if n_complete < 2:  # e.g. F of single pixels: no drop, so no correlation on any image
                     res = AlphaCI(float("nan"), float("nan"), float("nan"), n_complete, len(wide) - n_complete, 0, 0)
                     w = float("nan")
+                    status = f"undefined: {n_complete} images with a score for every method (needs 2)"
                 else:
                     res = ranking_alpha_ci(wide, rng=child, n_boot=n_boot, ci=ci,
-                                           level_of_measurement=level_of_measurement)
-                    w = kendalls_w(wide) if len(methods) >= 3 else float("nan")
+                                           level_of_measurement=level_of_measurement, tol=t)
+                    w = kendalls_w(wide, t) if len(methods) >= 3 else float("nan")
+                    exact_ties = np.unique(within_image_ranks(complete)).size < 2
+                    status = _status(res.alpha, not exact_ties, "every image ties every method at the resolution"
+                                     if not exact_ties else "every image ties every method")
+                if not np.isfinite(res.alpha):
+                    w = float("nan")
                 rows.append({
                     **where, "method_set": set_name, "metric": family, "L": L, "column": metric,
                     "alpha": res.alpha, "ci_low": res.ci_low, "ci_high": res.ci_high, "kendall_w": w,
                     "n_methods": len(methods), "n_images": res.n_images, "n_excluded": res.n_excluded,
-                    "n_boot": res.n_boot, "n_boot_undefined": res.n_boot_undefined,
+                    "n_boot": res.n_boot, "n_boot_undefined": res.n_boot_undefined, "tol": t,
+                    "n_images_tied": res.n_images_tied, "status": status,
                 })
     return pd.DataFrame(rows)
 
@@ -315,11 +421,15 @@ def inter_method_table(
     group_by: Sequence[str] = ("style", "unit"),
     image_col: str = "image",
     method_col: str = "method",
+    tol: float | Mapping[str, float] = 0.0,
 ) -> pd.DataFrame:
     """Mean pairwise Spearman between methods, per (group, method set, metric).
 
     Columns ``*group_by, method_set, metric, L, column, mean_rho, n_pairs,
-    n_pairs_undefined, min_n_images``.
+    n_pairs_undefined, min_n_images, tol, n_pairs_tied, n_pairs_undecidable, status``:
+    ``n_pairs_undefined`` counts every pair without a rho, ``n_pairs_undecidable`` those
+    of them that only the resolution left without one, ``n_pairs_tied`` the pairs with
+    a rho on whose ranks ties at the resolution decided.
     """
     group_by, metrics, sets = list(group_by), list(metrics), _method_sets(method_sets)
     _check_columns(scores, [*group_by, image_col, method_col, *metrics])
@@ -331,11 +441,17 @@ def inter_method_table(
         for set_name, methods in sets.items():
             for metric in metrics:
                 family, L = parse_metric(metric)
-                mean, pairs = inter_method(_wide(g, metric, methods, image_col, method_col, where), methods)
+                t = tolerance_of(tol, metric)
+                mean, pairs = inter_method(_wide(g, metric, methods, image_col, method_col, where), methods, t)
+                undecidable = pairs["status"].str.startswith("undecidable")
                 rows.append({
                     **where, "method_set": set_name, "metric": family, "L": L, "column": metric,
                     "mean_rho": mean, "n_pairs": len(pairs), "n_pairs_undefined": int(pairs["rho"].isna().sum()),
-                    "min_n_images": int(pairs["n_images"].min()) if len(pairs) else 0,
+                    "min_n_images": int(pairs["n_images"].min()) if len(pairs) else 0, "tol": t,
+                    "n_pairs_tied": int(((pairs["n_images_tied"] > 0) & pairs["rho"].notna()).sum()),
+                    "n_pairs_undecidable": int(undecidable.sum()),
+                    "status": _status(mean, bool(undecidable.any()), "no pair of methods has a rho at the resolution"
+                                      if undecidable.any() else "no pair of methods has a rho"),
                 })
     return pd.DataFrame(rows)
 
@@ -348,11 +464,13 @@ def consistency_table(
     image_col: str = "image",
     method_col: str = "method",
     style_col: str = "style",
+    tol: float | Mapping[str, float] = 0.0,
 ) -> pd.DataFrame:
     """Tomsett's Table 2 in long form: Spearman rho between metric variants across images, per method.
 
     A variant is ``(metric column, style)``. One row per (group, method, pair) with
-    columns ``*group_by, method, metric_a, style_a, metric_b, style_b, rho, n_images``.
+    columns ``*group_by, method, metric_a, style_a, metric_b, style_b, rho, n_images,
+    n_images_tied, status``; each column's values within its tolerance are ties.
     """
     group_by = list(group_by)
     cols = sorted({m for pair in pairs for m, _ in pair})
@@ -373,7 +491,8 @@ def consistency_table(
                 joined = by_style[sa][[ma]].join(by_style[sb][[mb]], how="inner", lsuffix="_a", rsuffix="_b")
                 a = joined.iloc[:, 0].to_numpy(np.float64)
                 b = joined.iloc[:, 1].to_numpy(np.float64)
-                rho, n = internal_consistency(a, b)
+                r = spearman(a, b, tolerance_of(tol, ma), tolerance_of(tol, mb))
                 rows.append({**where, "method": method, "metric_a": ma, "style_a": sa,
-                             "metric_b": mb, "style_b": sb, "rho": rho, "n_images": n})
+                             "metric_b": mb, "style_b": sb, "rho": r.rho, "n_images": r.n_images,
+                             "n_images_tied": r.n_images_tied, "status": r.status})
     return pd.DataFrame(rows)
