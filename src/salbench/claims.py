@@ -272,8 +272,12 @@ def tables_claim(
     compute: Callable[[Mapping[str, pd.DataFrame]], float],
     holds: Callable[[float], bool],
     paper_value: str = "",
+    optional: Sequence[str] = (),
 ) -> Claim:
     """A claim computed by ``compute`` from several tables of one run.
+
+    ``optional`` tables (run-independent, e.g. the measured resolution) are passed to
+    ``compute`` whole where ``tables`` has them; ``compute`` decides what their absence means.
 
     Per run (the runs every table has), ``compute`` gets each table's rows of that
     run. Where some tables cover only the selected run (no ``run`` column), the others
@@ -285,6 +289,7 @@ def tables_claim(
 
     def evaluate(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         ts = {n: _table(tables, n, [RUN_COL]) for n in names}
+        extra = {n: with_runs(tables[n]) for n in optional if n in tables}
         ts = {n: t[t[RUN_COL] != POOLED] for n, t in ts.items()}
         if any(set(t[RUN_COL]) == {SELECTED_RUN} for t in ts.values()):
             for n, t in ts.items():
@@ -296,8 +301,8 @@ def tables_claim(
         runs = set.intersection(*(set(t[RUN_COL]) for t in ts.values()))
         if not runs:
             raise ValueError(f"claim {id!r}: tables {names} share no run")
-        per_run = {r: compute({n: t[t[RUN_COL] == r] for n, t in ts.items()}) for r in run_order(runs)}
-        pooled = per_run[next(iter(per_run))] if len(per_run) == 1 else compute(ts)
+        per_run = {r: compute({**extra, **{n: t[t[RUN_COL] == r] for n, t in ts.items()}}) for r in run_order(runs)}
+        pooled = per_run[next(iter(per_run))] if len(per_run) == 1 else compute({**extra, **ts})
         return _evaluation(per_run, pooled, holds)
 
     return Claim(id, paper, sentence, statistic, evaluate, paper_value)
@@ -468,7 +473,14 @@ def claim_tables() -> tuple[str, ...]:
     from salbench import claims_budding_arun as utility
     from salbench import claims_tomsett_arun as trust
 
-    return tuple(dict.fromkeys((*utility.CLAIM_TABLES, *trust.CLAIM_TABLES)))
+    return tuple(dict.fromkeys((*utility.CLAIM_TABLES, *trust.CLAIM_TABLES, *trust.OPTIONAL_TABLES)))
+
+
+def optional_claim_tables() -> tuple[str, ...]:
+    """Tables a claim uses where a run has them (older runs lack them)."""
+    from salbench import claims_tomsett_arun as trust
+
+    return tuple(trust.OPTIONAL_TABLES)
 
 
 def read_tables(tables_dir: Path | str | None = None, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -478,8 +490,10 @@ def read_tables(tables_dir: Path | str | None = None, names: Sequence[str] | Non
     for name in names or claim_tables():
         path = folder / f"{name}.csv"
         if not path.exists():
+            if names is None and name in optional_claim_tables():
+                continue
             raise FileNotFoundError(f"{path}: no such table; the claims need {list(names or claim_tables())}")
-        out[name] = pd.read_csv(path)
+        out[name] = table_specs.read_table(path, name)
     return out
 
 

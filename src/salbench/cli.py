@@ -71,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     clm = sub.add_parser("claims", help="(re)build tables/claims.csv, the claims ledger, from tables/*.csv")
     clm.add_argument("--tables", type=Path, default=None, help="the tables folder to read and write (default: tables/)")
 
-    rpt = sub.add_parser("report", help="rewrite paper.md's generated numbers and tables from tables/*.csv")
-    rpt.add_argument("--check", action="store_true",
-                     help="rewrite nothing; exit 1 naming every generated part that differs from the tables")
-    rpt.add_argument("--paper", type=Path, default=None, help="default: paper.md")
+    rpt = sub.add_parser("report", help="rewrite the generated numbers and tables of paper.md and README.md from "
+                                        "tables/*.csv, and check their guarded statements")
+    mode = rpt.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="rewrite nothing; exit 1 naming every generated part that differs from the tables and "
+                           "every statement they do not support")
+    mode.add_argument("--statements", action="store_true",
+                      help="list every generated part and guarded statement of paper.md and README.md, with its status")
+    rpt.add_argument("--paper", type=Path, default=None, help="one document only (default: paper.md and README.md)")
     rpt.add_argument("--tables", type=Path, default=None, help="default: tables/")
 
     args = parser.parse_args(argv)
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from salbench import report
 
-            return report.main(args.paper, args.tables, check_only=args.check)
+            return report.main(args.paper, args.tables, check_only=args.check, list_statements=args.statements)
         if args.command == "claims":
             from salbench import claims
 

@@ -104,7 +104,7 @@ def _reference_csv(name: str, reference: str) -> pd.DataFrame | None:
     folder = Path(reference)
     if folder.is_dir():
         path = folder / f"{name}.csv"
-        return pd.read_csv(path) if path.exists() else None
+        return tables.get_spec(name).upgrade(pd.read_csv(path)) if path.exists() else None
     root = paths.repo_root()
     try:
         text = subprocess.run(["git", "show", f"{reference}:tables/{name}.csv"], cwd=root, check=True,
@@ -115,7 +115,8 @@ def _reference_csv(name: str, reference: str) -> pd.DataFrame | None:
             return None
         raise ValueError(f"reference {reference!r}: neither a folder nor a git revision with tables/ "
                          f"({stderr.strip().splitlines()[-1] if stderr.strip() else err})") from err
-    return pd.read_csv(io.StringIO(text))
+    spec = tables.get_spec(name)
+    return spec.upgrade(pd.read_csv(io.StringIO(text)))
 
 
 def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tolerance: float = 0.0) -> list[TableDiff]:
@@ -133,7 +134,7 @@ def compare_tables(reference: str = "HEAD", tables_dir: Path | None = None, tole
                 out.append(TableDiff(name, missing="this run" if not path.exists() else "the reference"))
             continue
         try:
-            out.append(compare_table(name, pd.read_csv(path), ref, tolerance))
+            out.append(compare_table(name, tables.get_spec(name).upgrade(pd.read_csv(path)), ref, tolerance))
         except ValueError as err:  # e.g. a reference from before a key column existed
             out.append(TableDiff(name, incomparable=str(err)))
     return out

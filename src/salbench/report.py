@@ -18,10 +18,27 @@ paper.md is hand-written prose with generated parts between markers:
   ``mean`` names a generator in ``NUMBERS``; the words after it are its arguments
   (``key=value`` words are keyword arguments).
 
+* a statement: a sentence (or a list item, a table row) that states a result in words,
+  guarded by a condition on the tables::
+
+      <!-- s:extreme mri trained auprc which=max has 'Guided Backprop' -->Guided Backprop
+      localizes best on MRI<!-- /s -->
+
+  The condition is ``GENERATOR args OP VALUE``: any number generator, an operator
+  (``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, or ``has`` for "the text contains"),
+  and a number, ``all`` / ``none`` (for a 'k of n' count), a quoted text, or another
+  generator in braces (``{mean mri trained gradient ap}``). Conditions joined by `` ; ``
+  must all hold. A count 'k of n' compares k; a range 'lo-hi' or 'lo to hi' holds
+  for ``< x`` when its top is below x and for ``> x`` when its bottom is above it
+  (every value in it); a percentage compares its number. A statement may hold number
+  markers. Predicates that are not a number (a claim's verdict) are generators too.
+
 ``python -m salbench report`` rewrites every generated part from the tables (an atomic
-write); ``python -m salbench report --check`` rewrites nothing and exits non-zero,
-naming every part that differs from what the tables give, whose generator is unknown
-or whose arguments do not fit it.
+write) in paper.md and README.md; ``python -m salbench report --check`` rewrites nothing
+and exits non-zero, naming every generated part that differs from what the tables give,
+every statement whose condition the tables no longer support, and every marker whose
+generator is unknown or whose arguments do not fit it. ``python -m salbench report
+--statements`` lists every generated and guarded statement with its status.
 
 Choices (ours): means are exact means of the per-image scores
 (``localization_scores``, 6 decimals) rounded once, not the 4-decimal summary
@@ -85,13 +102,16 @@ class Tables:
         self.folder = Path(folder) if folder else paths.repo_root() / "tables"
 
     def read(self, name: str, **read_csv) -> pd.DataFrame:
-        spec = tables.get_spec(name)
         path = self.folder / f"{name}.csv"
         if not path.exists():
             raise ReportError(f"{path}: no such table")
-        df = pd.read_csv(path, **read_csv)
+        spec = tables.get_spec(name)
+        df = spec.upgrade(pd.read_csv(path, **read_csv))
         spec.check(df, str(path))
         return df
+
+    def has(self, name: str) -> bool:
+        return (self.folder / f"{name}.csv").exists()
 
     @cached_property
     def accuracy(self) -> pd.DataFrame:
@@ -586,29 +606,44 @@ def claims_table(t: Tables, paper: str = "all", section: str = "all") -> str:
 BLOCK_RE = re.compile(r"<!-- report:(?P<name>[\w.-]+)(?P<args>(?: [^>\n]*?)?) -->\n(?P<body>.*?)"
                       r"<!-- /report:(?P=name) -->", re.S)
 INLINE_RE = re.compile(r"<!-- n:(?P<spec>[^>]*?) -->(?P<body>[^\n]*?)<!-- /n -->")
-OPENERS = (re.compile(r"<!-- report:"), re.compile(r"<!-- n:"))
+STATEMENT_RE = re.compile(r"<!-- s:(?P<spec>(?:(?!-->).)*?) -->(?P<body>.*?)<!-- /s -->", re.S)
+OPENERS = (re.compile(r"<!-- report:"), re.compile(r"<!-- n:"), re.compile(r"<!-- s:"))
+# The documents whose markers `report` refreshes and checks.
+DOCUMENTS = ("paper.md", "README.md")
 
 
 @dataclass
 class Part:
-    """One generated part of paper.md and what the tables give for it."""
+    """One generated part or guarded statement of a document and what the tables give for it."""
 
-    kind: str  # "block" or "n"
-    spec: str  # block name, or "generator arg ..." of a number
+    kind: str  # "block", "n" or "s" (a guarded statement)
+    spec: str  # block name, "generator arg ..." of a number, or a statement's condition
     line: int
     start: int  # span of the body in the text
     end: int
     body: str
-    expected: str | None = None  # None: could not be generated
+    expected: str | None = None  # None: could not be generated (or a statement)
     error: str | None = None
+    holds: bool | None = None  # a statement's verdict (None: could not be evaluated)
+    detail: str = ""  # a statement's evaluated condition
+    document: str = "paper.md"
 
     @property
     def name(self) -> str:
-        return f"{'report' if self.kind == 'block' else 'n'}:{self.spec} (line {self.line})"
+        marker = {"block": "report", "n": "n", "s": "s"}[self.kind]
+        return f"{marker}:{self.spec} ({self.document} line {self.line})"
 
     @property
     def differs(self) -> bool:
+        if self.kind == "s":
+            return self.holds is not True
         return self.expected is None or self.expected != self.body
+
+    @property
+    def sentence(self) -> str:
+        """The statement's text with its number markers reduced to their numbers."""
+        text = INLINE_RE.sub(lambda m: m["body"], self.body)
+        return " ".join(text.split())
 
 
 def _call(fn: Callable[..., str], t: Tables, words: list[str], spec: str) -> str:
@@ -621,21 +656,109 @@ def _call(fn: Callable[..., str], t: Tables, words: list[str], spec: str) -> str
     return fn(t, *args, **kwargs)
 
 
-def parts(text: str, t: Tables) -> list[Part]:
-    """Every generated part of `text`, with what the tables give for it."""
+def generate(t: Tables, spec: str) -> str:
+    """The text of a number generator call ``"generator arg ... key=value"``."""
+    words = spec.split()
+    if not words or words[0] not in NUMBERS:
+        raise ReportError(f"unknown number generator {words[0] if words else ''!r}; valid: {sorted(NUMBERS)}")
+    return _call(NUMBERS[words[0]], t, words[1:], spec)
+
+
+# --- statements
+
+OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "has")
+CONDITION_RE = re.compile(r"^(?P<lhs>.+?)\s+(?P<op>==|!=|<=|>=|<|>|has)\s+(?P<rhs>.+)$")
+_COUNT = re.compile(r"^(\d+) of (\d+)$")
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+_RANGE = re.compile(rf"^({_NUMBER})\s*(?:-|to)\s*({_NUMBER})$")
+_SINGLE = re.compile(rf"^({_NUMBER})\s*%?$")
+
+
+def _numbers(text: str) -> tuple[float, float] | None:
+    """(low, high) of a generated text: a number, a percentage, a count (k, k) or a range."""
+    text = text.strip()
+    if m := _COUNT.match(text):
+        return float(m[1]), float(m[1])
+    if m := _RANGE.match(text):
+        return float(m[1]), float(m[2])
+    if m := _SINGLE.match(text):
+        return float(m[1]), float(m[1])
+    return None
+
+
+def _compare(left: str, op: str, right: str, right_is_text: bool) -> bool:
+    if op == "has":
+        return right in left
+    count = _COUNT.match(left.strip())
+    if right in ("all", "none") and not right_is_text:
+        if not count or op not in ("==", "!="):
+            raise ReportError(f"'{right}' compares a 'k of n' count with == or !=; got {left!r} {op} {right}")
+        k, n = int(count[1]), int(count[2])
+        return (k == (n if right == "all" else 0)) == (op == "==")
+    if right_is_text:
+        if op not in ("==", "!="):
+            raise ReportError(f"a quoted text compares with ==, != or has; got {op}")
+        return (left.strip() == right) == (op == "==")
+    lo_hi, target = _numbers(left), _numbers(right)
+    if lo_hi is None or target is None:
+        if op in ("==", "!="):
+            return (left.strip() == right.strip()) == (op == "==")
+        raise ReportError(f"{op} needs numbers; got {left!r} and {right!r}")
+    lo, hi = lo_hi
+    x = target[0]
+    if op in ("==", "!="):
+        if lo != hi:
+            raise ReportError(f"{op} compares one number; {left!r} is a range")
+        return (lo == x) == (op == "==")
+    return {"<": hi < x, "<=": hi <= x, ">": lo > x, ">=": lo >= x}[op]
+
+
+def evaluate_condition(t: Tables, condition: str) -> tuple[bool, str]:
+    """Whether a statement's condition holds on the tables, and what each side gave."""
+    results, details = [], []
+    for clause in (c.strip() for c in condition.split(" ; ")):
+        m = CONDITION_RE.match(clause)
+        if not m:
+            raise ReportError(f"condition {clause!r}: expected 'GENERATOR args OP VALUE' with OP one of "
+                              f"{list(OPERATORS)}")
+        left = generate(t, m["lhs"].strip())
+        rhs = m["rhs"].strip()
+        quoted = len(rhs) >= 2 and rhs[0] == rhs[-1] and rhs[0] in "'\""
+        if quoted:
+            right = rhs[1:-1]
+        elif rhs.startswith("{") and rhs.endswith("}"):
+            right = generate(t, rhs[1:-1].strip())
+        else:
+            right = rhs
+        ok = _compare(left, m["op"], right, quoted)
+        results.append(ok)
+        details.append(f"{m['lhs'].strip()} gave {left!r} {m['op']} {right!r}: {'holds' if ok else 'FALSE'}")
+    return all(results), "; ".join(details)
+
+
+def parts(text: str, t: Tables, document: str = "paper.md") -> list[Part]:
+    """Every generated part and guarded statement of `text`, with what the tables give."""
     found = []
+
+    def line_of(pos: int) -> int:
+        return text.count("\n", 0, pos) + 1
+
     for m in BLOCK_RE.finditer(text):
-        found.append(Part("block", f"{m['name']}{m['args']}".strip(), text.count("\n", 0, m.start()) + 1,
-                          m.start("body"), m.end("body"), m["body"]))
+        found.append(Part("block", f"{m['name']}{m['args']}".strip(), line_of(m.start()),
+                          m.start("body"), m.end("body"), m["body"], document=document))
     for m in INLINE_RE.finditer(text):
-        found.append(Part("n", m["spec"].strip(), text.count("\n", 0, m.start()) + 1, m.start("body"), m.end("body"),
-                          m["body"]))
-    for opener, kind in zip(OPENERS, ("block", "n")):
-        starts = {p.start for p in found if p.kind == kind}
-        closed = len(starts)
+        found.append(Part("n", m["spec"].strip(), line_of(m.start()), m.start("body"), m.end("body"), m["body"],
+                          document=document))
+    for m in STATEMENT_RE.finditer(text):
+        if "<!-- s:" in m["body"]:
+            raise ReportError(f"{document}: a statement inside a statement on line {line_of(m.start())}")
+        found.append(Part("s", " ".join(m["spec"].split()), line_of(m.start()), m.start("body"), m.end("body"),
+                          m["body"], document=document))
+    for opener, kind in zip(OPENERS, ("block", "n", "s")):
+        closed = len({p.start for p in found if p.kind == kind})
         if len(opener.findall(text)) != closed:
-            lines = [text.count("\n", 0, o.start()) + 1 for o in opener.finditer(text)]
-            raise ReportError(f"paper.md: {len(lines) - closed} unclosed or malformed {kind} marker(s); "
+            lines = [line_of(o.start()) for o in opener.finditer(text)]
+            raise ReportError(f"{document}: {len(lines) - closed} unclosed or malformed {kind} marker(s); "
                               f"openers on lines {lines}")
     for p in found:
         try:
@@ -644,20 +767,19 @@ def parts(text: str, t: Tables) -> list[Part]:
                 if words[0] not in BLOCKS:
                     raise ReportError(f"unknown block generator {words[0]!r}; valid: {sorted(BLOCKS)}")
                 p.expected = _call(BLOCKS[words[0]], t, words[1:], p.spec)
+            elif p.kind == "n":
+                p.expected = generate(t, p.spec)
             else:
-                words = p.spec.split()
-                if not words or words[0] not in NUMBERS:
-                    raise ReportError(f"unknown number generator {words[0] if words else ''!r}; "
-                                      f"valid: {sorted(NUMBERS)}")
-                p.expected = _call(NUMBERS[words[0]], t, words[1:], p.spec)
+                p.holds, p.detail = evaluate_condition(t, p.spec)
         except ReportError as err:
             p.error = str(err)
     return sorted(found, key=lambda p: p.start)
 
 
-def render(text: str, t: Tables) -> str:
-    """`text` with every generated part rewritten; a part that cannot be generated raises."""
-    found = parts(text, t)
+def render(text: str, t: Tables, document: str = "paper.md") -> str:
+    """`text` with every generated part rewritten; a part that cannot be generated raises.
+    Statements are not rewritten: their numbers are number markers of their own."""
+    found = [p for p in parts(text, t, document) if p.kind != "s"]
     bad = [p for p in found if p.expected is None]
     if bad:
         raise ReportError("; ".join(f"{p.name}: {p.error}" for p in bad))
@@ -668,44 +790,92 @@ def render(text: str, t: Tables) -> str:
     return "".join(out) + text[pos:]
 
 
+def _documents(paper: Path | None) -> list[Path]:
+    """paper.md (or `paper`) and, with the default paper, README.md."""
+    if paper:
+        return [Path(paper)]
+    root = paths.repo_root()
+    return [root / name for name in DOCUMENTS if (root / name).exists()]
+
+
+def all_parts(paper: Path | None = None, tables_dir: Path | None = None) -> list[Part]:
+    t = Tables(tables_dir)
+    return [p for doc in _documents(paper) for p in parts(doc.read_text(), t, doc.name)]
+
+
 def check(paper: Path | None = None, tables_dir: Path | None = None) -> list[Part]:
-    """The generated parts of paper.md that differ from the tables (or cannot be generated)."""
-    paper = Path(paper) if paper else paths.repo_root() / "paper.md"
-    return [p for p in parts(paper.read_text(), Tables(tables_dir)) if p.differs]
+    """The generated parts that differ from the tables (or cannot be generated) and the
+    statements the tables do not support, in paper.md and README.md (or in `paper`)."""
+    return [p for p in all_parts(paper, tables_dir) if p.differs]
 
 
 def refresh(paper: Path | None = None, tables_dir: Path | None = None) -> list[Part]:
-    """Rewrite paper.md's generated parts from the tables (atomically); return the changed ones."""
-    paper = Path(paper) if paper else paths.repo_root() / "paper.md"
-    text = paper.read_text()
+    """Rewrite the generated parts from the tables (atomically); return the changed ones."""
     t = Tables(tables_dir)
-    changed = [p for p in parts(text, t) if p.differs]
-    new = render(text, t)
-    if new != text:
-        atomic.write_text(paper, new)
+    changed = []
+    for doc in _documents(paper):
+        text = doc.read_text()
+        changed += [p for p in parts(text, t, doc.name) if p.kind != "s" and p.differs]
+        new = render(text, t, doc.name)
+        if new != text:
+            atomic.write_text(doc, new)
     return changed
 
 
-def main(paper: Path | None = None, tables_dir: Path | None = None, check_only: bool = False) -> int:
-    """``python -m salbench report [--check]``: 0 if paper.md is (now) what the tables give."""
+def statements(paper: Path | None = None, tables_dir: Path | None = None) -> list[str]:
+    """One line per generated part and guarded statement: status, where, what."""
+    lines = []
+    found = all_parts(paper, tables_dir)
+    for p in found:
+        if p.kind == "s":
+            status = "error" if p.error else ("holds" if p.holds else "FALSE")
+            lines.append(f"{status:9} guarded   {p.document}:{p.line}  {_short(p.sentence, 90)}  [{p.error or p.detail}]")
+        else:
+            status = "error" if p.expected is None else ("differs" if p.differs else "current")
+            what = p.spec if p.kind == "block" else f"{p.spec} = {_short(p.body, 40)}"
+            lines.append(f"{status:9} generated {p.document}:{p.line}  {'report' if p.kind == 'block' else 'n'}:{what}")
+    n_s = sum(p.kind == "s" for p in found)
+    lines.append(f"{n_s} guarded statement(s) ({sum(p.kind == 's' and p.holds is True for p in found)} hold), "
+                 f"{len(found) - n_s} generated part(s) ({sum(p.kind == 'block' for p in found)} tables, "
+                 f"{sum(p.kind == 'n' for p in found)} numbers); {sum(p.differs for p in found)} to fix")
+    return lines
+
+
+def main(paper: Path | None = None, tables_dir: Path | None = None, check_only: bool = False,
+         list_statements: bool = False) -> int:
+    """``python -m salbench report [--check | --statements]``: 0 if the documents are (now)
+    what the tables give and every statement holds."""
+    if list_statements:
+        lines = statements(paper, tables_dir)
+        print("\n".join(lines))
+        return 0 if lines[-1].endswith("; 0 to fix") else 1
     if check_only:
         bad = check(paper, tables_dir)
         for p in bad:
-            what = p.error if p.expected is None else f"paper has {_short(p.body)}, tables give {_short(p.expected)}"
+            if p.kind == "s":
+                why = p.error or p.detail
+                print(f"false: {p.name}: {_short(p.sentence, 120)!s} -- {why}")
+                continue
+            what = p.error if p.expected is None else f"has {_short(p.body)}, tables give {_short(p.expected)}"
             print(f"differs: {p.name}: {what}")
         if bad:
-            print(f"{len(bad)} generated part(s) of paper.md differ from the tables; run `python -m salbench report`")
+            n_s = sum(p.kind == "s" for p in bad)
+            print(f"{len(bad) - n_s} generated part(s) differ from the tables (run `python -m salbench report`); "
+                  f"{n_s} statement(s) the tables do not support (rewrite them)")
         return 1 if bad else 0
     changed = refresh(paper, tables_dir)
     for p in changed:
         print(f"rewrote {p.name}")
-    print(f"paper.md: {len(changed)} generated part(s) rewritten")
-    return 0
+    print(f"{len(changed)} generated part(s) rewritten")
+    false = [p for p in check(paper, tables_dir) if p.kind == "s"]
+    for p in false:
+        print(f"false: {p.name}: {_short(p.sentence, 120)} -- {p.error or p.detail}")
+    return 1 if false else 0
 
 
-def _short(s: str) -> str:
-    s = s.strip()
-    return repr(s if len(s) <= 60 else s[:57] + "...")
+def _short(s: str, width: int = 60) -> str:
+    s = " ".join(s.split())
+    return repr(s if len(s) <= width else s[:width - 3] + "...")
 
 
 

@@ -8,7 +8,9 @@ one entry in ``SPECS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -24,12 +26,18 @@ class TableSpec:
 
     Floats are written with ``float_digits`` decimals, or with ``float_digits``
     significant digits when ``significant`` is True (p values, which fixed decimals
-    would print as 0.0000)."""
+    would print as 0.0000).
+
+    ``added``: key columns that were added after the table was first published, with
+    the value every row of an older table stands for (e.g. ``{"output": "probability"}``:
+    fidelity scores were on the probability only before the logit margin). ``read_table``
+    fills them in, so older runs' tables stay readable and comparable."""
 
     name: str
     keys: tuple[str, ...]
     float_digits: int = 4
     significant: bool = False
+    added: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.keys:
@@ -41,6 +49,11 @@ class TableSpec:
     def float_format(self) -> str:
         """The format spec of its floats, e.g. ``.4f`` or ``.4g``."""
         return f".{self.float_digits}{'g' if self.significant else 'f'}"
+
+    def upgrade(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with every ``added`` key column it lacks, at its older value."""
+        missing = {k: v for k, v in self.added.items() if k not in df.columns}
+        return df.assign(**missing) if missing else df
 
     def check(self, df: pd.DataFrame, where: str = "") -> None:
         """Raise ValueError if a key column is missing or two rows share a key."""
@@ -54,6 +67,9 @@ class TableSpec:
             raise ValueError(f"table {self.name!r}{at}: duplicate rows for key {list(self.keys)} "
                              f"({int(dup.sum())} rows), e.g. {first}")
 
+
+# Fidelity tables written before the logit margin was scored hold the probability only.
+PROBABILITY_ONLY = {"output": "probability"}
 
 SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("accuracy", ("background", "architecture", "role", "run")),
@@ -69,15 +85,19 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     # Fidelity scores carry 9 significant digits: ties at the resolution (about 1e-7 of
     # the probability) must stay visible in the published table.
     TableSpec("fidelity_scores", ("background", "model", "method", "image", "style", "output", "unit"),
-              float_digits=9, significant=True),
-    TableSpec("fidelity_random_baseline", ("background", "unit", "style", "output", "L"), float_digits=6),
+              float_digits=9, significant=True, added=PROBABILITY_ONLY),
+    TableSpec("fidelity_random_baseline", ("background", "unit", "style", "output", "L"), float_digits=6,
+              added=PROBABILITY_ONLY),
     TableSpec("fidelity_resolution", ("background", "output"), float_digits=3, significant=True),
-    TableSpec("tomsett_alpha", ("background", "unit", "output", "methods", "with_edge", "style", "column")),
+    TableSpec("tomsett_alpha", ("background", "unit", "output", "methods", "with_edge", "style", "column"),
+              added=PROBABILITY_ONLY),
     TableSpec("tomsett_consistency", ("background", "unit", "output", "method", "metric_a", "style_a", "metric_b",
-                                      "style_b")),
-    TableSpec("tomsett_intermethod", ("background", "unit", "output", "method_set", "style", "column")),
+                                      "style_b"), added=PROBABILITY_ONLY),
+    TableSpec("tomsett_intermethod", ("background", "unit", "output", "method_set", "style", "column"),
+              added=PROBABILITY_ONLY),
     TableSpec("claims", ("claim_id",)),
-    TableSpec("fidelity_validity", ("background", "unit", "style", "output", "column", "question", "method")),
+    TableSpec("fidelity_validity", ("background", "unit", "style", "output", "column", "question", "method"),
+              added=PROBABILITY_ONLY),
     TableSpec("randomization_cascade", ("background", "method", "image", "order", "step"), float_digits=6),
     TableSpec("randomization_baseline", ("background", "method", "setting", "image"), float_digits=6),
     TableSpec("randomization_verdicts", ("background", "method"), significant=True),
@@ -86,6 +106,16 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("consistency_tukey", ("background", "kind", "group1", "group2"), significant=True),
     TableSpec("repeatability_vs_reproducibility", ("background", "method"), significant=True),
 )}
+
+
+def read_table(path: Path | str, name: str | None = None) -> pd.DataFrame:
+    """A published table from CSV, with the ``added`` key columns an older table lacks
+    filled in and its keys checked (``name``: default, the file's stem)."""
+    path = Path(path)
+    spec = get_spec(name or path.stem)
+    df = spec.upgrade(pd.read_csv(path))
+    spec.check(df, str(path))
+    return df
 
 
 def get_spec(name: str) -> TableSpec:

@@ -36,7 +36,7 @@ def test_edited_block_number_fails_the_check_naming_it(paper, capsys):
     paper.write_text(text.replace(row, " | ".join(cells)))
     assert _run("--check", "--paper", str(paper)) == 1
     out = capsys.readouterr().out
-    assert "differs: report:budding_table (line" in out and "n:" not in out
+    assert "differs: report:budding_table (paper.md line" in out and "n:" not in out
 
 
 def test_edited_inline_number_fails_the_check_and_refresh_restores_it(paper, capsys):
@@ -45,7 +45,7 @@ def test_edited_inline_number_fails_the_check_and_refresh_restores_it(paper, cap
     value = original.split(marker, 1)[1].split("<!--", 1)[0]
     paper.write_text(original.replace(marker + value, marker + "0.999"))
     assert _run("--check", "--paper", str(paper)) == 1
-    assert "differs: n:steps_to_95 mri (line" in capsys.readouterr().out
+    assert "differs: n:steps_to_95 mri (paper.md line" in capsys.readouterr().out
     assert _run("--paper", str(paper)) == 0
     assert paper.read_text() == original  # refresh restores exactly what the tables give
     assert report.refresh(paper) == [] and paper.read_text() == original  # and is idempotent
@@ -57,7 +57,7 @@ def test_unknown_generator_is_named_by_check_and_stops_refresh(paper, capsys):
                      "<!-- n:nosuch_number a -->1<!-- /n -->\n")
     assert _run("--check", "--paper", str(paper)) == 1
     out = capsys.readouterr().out
-    assert "report:nosuch (line" in out and "unknown block generator 'nosuch'" in out
+    assert "report:nosuch (paper.md line" in out and "unknown block generator 'nosuch'" in out
     assert "unknown number generator 'nosuch_number'" in out
     before = paper.read_text()
     with pytest.raises(report.ReportError, match="unknown block generator 'nosuch'; valid: \\['accuracy_table'"):
@@ -134,3 +134,94 @@ def test_claims_table_block_takes_arguments_and_shows_runs(tmp_path):
     bad = text.replace("paper=Budding", "paper=Tomsett")
     with pytest.raises(report.ReportError, match="paper='Tomsett': the ledger has \\['Budding'\\]"):
         report.render(bad, report.Tables(tmp_path))
+
+
+# --------------------------------------------------------------------------- guarded statements
+
+
+def _tables_copy(tmp_path):
+    folder = tmp_path / "tables"
+    shutil.copytree(paths.repo_root() / "tables", folder)
+    return folder
+
+
+def test_a_guarded_statement_fails_the_check_naming_it_when_its_table_changes(tmp_path, capsys):
+    folder = _tables_copy(tmp_path)
+    doc = tmp_path / "paper.md"
+    doc.write_text("Intro.\n\n<!-- s:extreme mri trained ap which=max has 'Guided Backprop' -->Guided Backprop has\n"
+                   "the highest mean AP on MRI (<!-- n:mean mri trained guided_backprop ap -->0.817<!-- /n -->)."
+                   "<!-- /s -->\n")
+    args = ["report", "--tables", str(folder), "--paper", str(doc)]
+    assert cli.main([*args, "--check"]) == 0, capsys.readouterr().out
+    scores = pd.read_csv(folder / "localization_scores.csv")
+    gradient = (scores.background == "mri") & (scores.model == "trained") & (scores.method == "gradient")
+    scores.loc[gradient, "ap"] = 0.99
+    scores.to_csv(folder / "localization_scores.csv", index=False)
+    assert cli.main([*args, "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "false: s:extreme mri trained ap which=max has 'Guided Backprop' (paper.md line 3)" in out
+    assert "Guided Backprop has the highest mean AP on MRI (0.817)." in out  # the sentence, named
+    assert "gave 'Gradient (0.990)'" in out
+    # Refreshing rewrites the number inside it, not the statement, and still reports it false.
+    assert cli.main(args) == 1
+    assert "false: s:" in capsys.readouterr().out and "which=max has" in doc.read_text()
+
+
+def test_a_generated_sentence_follows_its_table(tmp_path):
+    folder = _tables_copy(tmp_path)
+    doc = tmp_path / "paper.md"
+    doc.write_text("Best on MRI: <!-- n:extreme mri trained ap which=max -->x<!-- /n -->.\n")
+    assert report.refresh(doc, folder)
+    marker = "<!-- n:extreme mri trained ap which=max -->"
+    assert doc.read_text() == f"Best on MRI: {marker}Guided Backprop (0.817)<!-- /n -->.\n"
+    scores = pd.read_csv(folder / "localization_scores.csv")
+    scores.loc[(scores.background == "mri") & (scores.method == "xrai") & (scores.model == "trained"), "ap"] = 0.95
+    scores.to_csv(folder / "localization_scores.csv", index=False)
+    report.refresh(doc, folder)
+    assert doc.read_text() == f"Best on MRI: {marker}XRAI (0.950)<!-- /n -->.\n"
+
+
+@pytest.mark.parametrize("condition, holds", [
+    ("n_methods trained == 17", True),
+    ("n_methods trained > 17", False),
+    ("verdicts auprc low pass == all", True),
+    ("verdicts auprc low pass == none", False),
+    ("verdicts auprc high did_not_pass != none", True),
+    ("count_below perlin trained auprc baseline constant >= 5", True),  # '5 of 17' compares 5
+    ("rand_range randomized auprc < 0.4", True),  # a range: every value below
+    ("rand_range randomized auprc > 0.01", False),  # its bottom is 0.008
+    ("extreme perlin trained auprc which=min has 'PatternNet'", True),
+    ("mean mri trained guided_backprop ap > {mean perlin trained guided_backprop ap}", True),
+    ("n_methods trained == 17 ; extreme mri trained ap which=max has 'XRAI'", False),
+])
+def test_conditions_compare_counts_ranges_texts_and_generators(condition, holds):
+    assert report.evaluate_condition(report.Tables(), condition)[0] is holds
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("n_methods trained", "expected 'GENERATOR args OP VALUE'"),
+    ("nosuch a == 1", "unknown number generator 'nosuch'"),
+    ("rand_range randomized auprc == 0.3", "is a range"),
+    ("n_methods trained == all", "'all' compares a 'k of n' count"),
+])
+def test_malformed_conditions_are_named(condition, message):
+    with pytest.raises(report.ReportError, match=message):
+        report.evaluate_condition(report.Tables(), condition)
+
+
+def test_statements_lists_generated_and_guarded_parts(tmp_path, capsys):
+    doc = tmp_path / "paper.md"
+    doc.write_text("<!-- s:n_methods trained == 17 -->All seventeen methods were scored.<!-- /s -->\n"
+                   "<!-- s:n_methods trained == 3 -->Three were.<!-- /s --> <!-- n:n_methods trained -->17<!-- /n -->\n")
+    assert _run("--statements", "--paper", str(doc)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("holds     guarded   paper.md:1  'All seventeen methods were scored.'")
+    assert out[1].startswith("FALSE     guarded   paper.md:2  'Three were.'")
+    assert out[2].startswith("current   generated paper.md:2  n:n_methods trained = '17'")
+    assert out[-1] == "2 guarded statement(s) (1 hold), 1 generated part(s) (0 tables, 1 numbers); 1 to fix"
+
+
+def test_a_statement_inside_a_statement_is_refused(tmp_path):
+    doc = "<!-- s:n_methods trained == 17 -->a <!-- s:n_methods trained == 17 -->b<!-- /s --> c<!-- /s -->"
+    with pytest.raises(report.ReportError, match="statement inside a statement|unclosed"):
+        report.parts(doc, report.Tables())
