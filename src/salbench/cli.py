@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     clm = sub.add_parser("claims", help="(re)build tables/claims.csv, the claims ledger, from tables/*.csv")
     clm.add_argument("--tables", type=Path, default=None, help="the tables folder to read and write (default: tables/)")
 
+    ret = sub.add_parser("retie", help="recompute Tomsett's reliability tables from a published fidelity_scores.csv "
+                                       "made before the resolution was measured, with ties at its 6 decimals")
+    ret.add_argument("--profile", default="quick", choices=PROFILES)
+
     rpt = sub.add_parser("report", help="rewrite the generated numbers and tables of paper.md and README.md from "
                                         "tables/*.csv, and check their guarded statements")
     mode = rpt.add_mutually_exclusive_group()
@@ -92,6 +96,25 @@ def main(argv: list[str] | None = None) -> int:
             from salbench import claims
 
             print(claims.write_claims(args.tables))
+            return 0
+        if args.command == "retie":
+            from salbench import outputs
+            from salbench.pipeline import fidelity
+
+            profile = config.load_profile(args.profile)
+            if not profile.publish:
+                raise ConfigError(f"--profile {args.profile}: retie rewrites the published tables; choose a "
+                                  "publishing profile (quick or paper)")
+            import json
+
+            from salbench import paths
+
+            log = paths.repo_root() / "tables" / "provenance.json"
+            sha = json.loads(log.read_text()).get("fidelity_scores.csv", {}).get("git_sha", "unknown")[:7]
+            source = (f"tables/fidelity_scores.csv (written at {sha}), scores within "
+                      f"{fidelity.PUBLISHED_PRECISION:g} tied (python -m salbench retie)")
+            for name, table in fidelity.retie_published(profile).items():
+                print(outputs.save_table(table, name, profile, derived_from=source))
             return 0
         if args.command == "compare" and args.claims:
             from salbench import compare

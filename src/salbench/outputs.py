@@ -26,10 +26,12 @@ def _check_code(profile: Profile) -> str:
     return provenance.require_exact_code() if profile.publish else ""
 
 
-def _record(folder: Path, filename: str, profile: Profile, diff: str = "") -> None:
+def _record(folder: Path, filename: str, profile: Profile, diff: str = "", derived_from: str = "") -> None:
     log = folder / "provenance.json"
     entries = json.loads(log.read_text()) if log.exists() else {}
     rec = provenance.record(**profile.provenance())  # name, seed and any overrides
+    if derived_from:
+        rec["derived_from"] = derived_from
     rec.pop("created", None)  # keep provenance.json stable across identical reruns
     if diff:
         # Named by content: files written before and after an edit keep their own diff.
@@ -71,11 +73,13 @@ def save_figure(fig, name: str, profile: Profile, dpi: float | None = None) -> P
     return path
 
 
-def save_table(df: pd.DataFrame, name: str, profile: Profile) -> Path:
+def save_table(df: pd.DataFrame, name: str, profile: Profile, derived_from: str = "") -> Path:
     """Save `df` as <name>.csv and a Markdown copy <name>.md in the run's table folder.
 
     `name` must be declared in `salbench.tables.SPECS`, which gives the number format;
-    a table whose key columns are missing or not unique is refused (ValueError)."""
+    a table whose key columns are missing or not unique is refused (ValueError).
+    `derived_from`: for a table computed from other published tables rather than by a
+    run (``python -m salbench retie``), what it was computed from; kept in provenance."""
     spec = tables.get_spec(name)
     spec.check(df)
     diff = _check_code(profile)
@@ -85,5 +89,5 @@ def save_table(df: pd.DataFrame, name: str, profile: Profile) -> Path:
     with atomic.atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format=f"%{fmt}")
     atomic.write_text(folder / f"{name}.md", df.to_markdown(index=False, floatfmt=fmt) + "\n")
-    _record(folder, path.name, profile, diff)
+    _record(folder, path.name, profile, diff, derived_from)
     return path

@@ -124,3 +124,37 @@ def test_lesion_share_and_forward_count_on_a_known_model():
     n = 1 * (1 + 1 * ((2 * 2 + 2) * 4 + 3))
     assert res.n_forward == n
     assert fs.n_forward(1, 2, d) == 1 * (1 + len(fs.STYLES) * ((2 * 2 + 2) * 4 + 3))  # both styles
+
+
+def test_retie_ties_published_scores_at_their_precision_and_refuses_measured_runs(tmp_path):
+    """Three methods at 0.000000 +- float noise below 1e-6 on every image and two apart:
+    re-tied, the cell's alpha is that of the tied ranks and every image counts as decided
+    by ties; a folder with a measured resolution is refused."""
+    import krippendorff
+
+    quick = load_profile("quick")
+    rng = np.random.default_rng(0)
+    rows = []
+    methods = [*fs.TOMSETT_METHODS, "sobel"]
+    for bg in ("perlin", "mri"):
+        for image in range(6):
+            for style in fs.STYLES:
+                for unit in quick.fidelity.units:
+                    for j, m in enumerate(methods):
+                        row = {"background": bg, "model": "trained", "method": m, "image": image, "style": style,
+                               "unit": unit, "faithfulness": rng.normal(), "faithfulness_status": "ok"}
+                        for col in fs.metric_columns(quick):
+                            if col != "faithfulness":
+                                row[col] = rng.uniform(-4e-7, 4e-7) if j < 3 else 0.5 * j + 0.1 * rng.uniform()
+                        rows.append(row)
+    pd.DataFrame(rows).to_csv(tmp_path / "fidelity_scores.csv", index=False)
+    tabs = fs.retie_published(quick, tmp_path)
+    a = tabs["tomsett_alpha"]
+    cell = a[(a.background == "mri") & (a.unit == 5) & (a["style"] == "mean") & ~a.with_edge
+             & (a.column == "aopc_lerf_L40")].iloc[0]
+    want = krippendorff.alpha(reliability_data=np.tile([2.0, 2.0, 2.0, 4.0], (6, 1)), level_of_measurement="ordinal")
+    assert cell.alpha == pytest.approx(want) and cell.n_images_tied == 6 and cell.output == "probability"
+    assert set(tabs) == set(fs.RETIED_TABLES)
+    (tmp_path / "fidelity_resolution.csv").write_text("background,output,resolution\n")
+    with pytest.raises(ValueError, match="measured resolution"):
+        fs.retie_published(quick, tmp_path)

@@ -484,6 +484,34 @@ def write_tables(tabs: dict[str, pd.DataFrame], profile: Profile) -> dict[str, o
     return {name: outputs.save_table(tabs[name], name, profile) for name in TABLE_NAMES}
 
 
+# A published fidelity_scores.csv from before the resolution was measured holds 6
+# decimals: differences below this are not in it at all.
+PUBLISHED_PRECISION = 1e-6
+RETIED_TABLES = ("tomsett_alpha", "tomsett_intermethod", "tomsett_consistency")
+
+
+def retie_published(profile: Profile, tables_dir=None) -> dict[str, pd.DataFrame]:
+    """Tomsett's reliability tables (alpha, inter-method, consistency) recomputed from a
+    published `fidelity_scores.csv` whose run did not measure the output's resolution,
+    with scores within the precision it was published with (`PUBLISHED_PRECISION`) tied:
+    the same code as the stage, on the scores as a reader of the table sees them. A run
+    that measured its resolution (a `fidelity_resolution.csv` beside it) is refused: its
+    tables already tie at the measured resolution."""
+    from salbench import paths
+    from salbench import tables as specs
+
+    folder = paths.repo_root() / "tables" if tables_dir is None else tables_dir
+    if (folder / "fidelity_resolution.csv").exists():
+        raise ValueError(f"{folder}/fidelity_resolution.csv exists: those tables were made at the measured "
+                         "resolution; rerun notebook 05 instead of re-tying them")
+    scores = specs.read_table(folder / "fidelity_scores.csv")
+    resolution = pd.DataFrame([{"background": bg, "output": o, "resolution": PUBLISHED_PRECISION}
+                               for bg in sorted(scores["background"].unique()) for o in sorted(scores["output"].unique())])
+    return {"tomsett_alpha": alpha(scores, resolution, profile),
+            "tomsett_intermethod": intermethod(scores, resolution, profile),
+            "tomsett_consistency": consistency(scores, resolution, profile)}
+
+
 def headline_alpha(tabs: dict[str, pd.DataFrame], profile: Profile) -> pd.DataFrame:
     """Tomsett's Table 1 layout at the headline unit, Tomsett's method set: alpha [CI]."""
     t = tabs["tomsett_alpha"]
