@@ -36,9 +36,10 @@ measured resolution of the scored output, ``fidelity.output_resolution``) are ti
 ``tol`` into one tie group, which takes the average rank; with ``tol = 0`` this is
 ``scipy.stats.rankdata(method="average")``. Alpha, W and every Spearman are computed
 on these ranks (Spearman's rho is Pearson's r of the ranks), and each cell counts
-the images (alpha) or pairs (inter-method) whose ranks the floats alone would have
-ordered otherwise (``n_images_tied``, ``n_pairs_tied``). A cell that the ties leave
-without information (every image ties every method; a series constant at the
+what ties decided: the images whose ranking of the methods holds a tie (alpha,
+``n_images_tied``), the images sharing a rank in either series (Spearman,
+``n_images_tied``) and the pairs of methods with such images (``n_pairs_tied``). A
+cell that the ties leave without information (every image ties every method; a series constant at the
 resolution) is NaN with ``status`` "undecidable: <reason>"; one undefined for
 another reason says so ("undefined: <reason>").
 
@@ -137,11 +138,23 @@ def within_image_ranks(scores, tol: float = 0.0) -> np.ndarray:
     return np.array([tolerance_ranks(row, tol) for row in s]).reshape(s.shape)
 
 
+def _has_tie(ranks: np.ndarray) -> np.ndarray:
+    """Per row: whether two of its ranks are equal."""
+    r = np.sort(np.atleast_2d(ranks), axis=1)
+    return (np.diff(r, axis=1) == 0).any(axis=1)
+
+
+def _in_tie(ranks: np.ndarray) -> np.ndarray:
+    """Per value of a 1-D rank series: whether another value shares its rank."""
+    values, counts = np.unique(ranks, return_counts=True)
+    return np.isin(ranks, values[counts > 1])
+
+
 def n_rows_tied(scores, tol: float) -> int:
-    """Rows (images) whose ranks at the resolution ``tol`` differ from the exact ranks:
-    the rows where float noise below ``tol`` would have decided the order."""
+    """Rows (images) whose ranking at the resolution ``tol`` holds a tie: where the scores
+    cannot order every method (exactly equal, or within ``tol``)."""
     s = _as_scores(scores, min_methods=1)
-    return int((within_image_ranks(s, tol) != within_image_ranks(s, 0.0)).any(axis=1).sum())
+    return int(_has_tie(within_image_ranks(s, tol)).sum())
 
 
 def _need_images(n: int, what: str) -> None:
@@ -173,7 +186,7 @@ class AlphaCI:
     n_excluded: int
     n_boot: int
     n_boot_undefined: int  # resamples whose alpha is undefined (every rank tied), left out of the quantiles
-    n_images_tied: int = 0  # images whose ranking ties at the resolution decided
+    n_images_tied: int = 0  # images whose ranking of the methods holds a tie at the resolution
 
 
 def ranking_alpha_ci(
@@ -247,7 +260,7 @@ class Rho:
 
     rho: float
     n_images: int  # pairwise-complete images
-    n_images_tied: int  # images whose rank the floats alone would have set otherwise (either series)
+    n_images_tied: int  # images that share their rank with another image, in either series
     status: str  # "ok", "undecidable: ...", "undefined: ..."
 
 
@@ -262,7 +275,8 @@ def spearman(a, b, tol_a: float = 0.0, tol_b: float | None = None) -> Rho:
     if n < 3:
         return Rho(float("nan"), n, 0, f"undefined: {n} images with both scores (needs 3)")
     ra, rb = tolerance_ranks(a, tol_a), tolerance_ranks(b, tol_b)
-    tied = int(((ra != tolerance_ranks(a)) | (rb != tolerance_ranks(b))).sum())
+    shared = [_in_tie(ra), _in_tie(rb)]
+    tied = int((shared[0] | shared[1]).sum())
     for name, raw, r in (("first", a, ra), ("second", b, rb)):
         if np.ptp(raw) == 0:
             return Rho(float("nan"), n, tied, f"undefined: the {name} series is constant")
@@ -429,7 +443,7 @@ def inter_method_table(
     n_pairs_undefined, min_n_images, tol, n_pairs_tied, n_pairs_undecidable, status``:
     ``n_pairs_undefined`` counts every pair without a rho, ``n_pairs_undecidable`` those
     of them that only the resolution left without one, ``n_pairs_tied`` the pairs with
-    a rho on whose ranks ties at the resolution decided.
+    a rho and at least one image that shares its rank at the resolution.
     """
     group_by, metrics, sets = list(group_by), list(metrics), _method_sets(method_sets)
     _check_columns(scores, [*group_by, image_col, method_col, *metrics])
