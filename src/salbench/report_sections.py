@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from salbench.metrics.fidelity import OUTPUTS, PAPER_OUTPUT
 from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
 from salbench.report import BACKGROUND_LABELS, ReportError, Tables, block, fixed, label, number
 from salbench.tables import images_in_every_run
@@ -32,15 +33,32 @@ def _read(t: Tables, name: str) -> pd.DataFrame:
     return cache[name]
 
 
-def _headline(df: pd.DataFrame, name: str) -> pd.DataFrame:
+def _of_output(df: pd.DataFrame, name: str, output: str) -> pd.DataFrame:
+    """The rows of one scored output (tables of runs before the margin hold the probability)."""
+    if output not in OUTPUTS:
+        raise ReportError(f"output={output!r}; valid: {list(OUTPUTS)}")
+    if "output" not in df.columns:
+        return df
+    rows = df[df["output"] == output]
+    if rows.empty:
+        raise ReportError(f"{name} has no rows of output {output!r}; it has {sorted(df['output'].unique())}")
+    return rows
+
+
+def _headline(df: pd.DataFrame, name: str, output: str = PAPER_OUTPUT) -> pd.DataFrame:
+    """The headline (largest) unit's rows of one output (default: the probability, Tomsett's)."""
     if df.empty:
         raise ReportError(f"{name} has no rows")
+    df = _of_output(df, name, output)
     return df[df["unit"] == df["unit"].max()]
 
 
-def _unit_rows(df: pd.DataFrame, unit: str, name: str) -> pd.DataFrame:
-    """The headline (largest) unit's rows, or those of ``unit`` (pixels)."""
-    return _headline(df, name) if unit == "headline" else df[df["unit"] == int(unit)]
+def _unit_rows(df: pd.DataFrame, unit: str, name: str, output: str = PAPER_OUTPUT) -> pd.DataFrame:
+    """The headline (largest) unit's rows, or those of ``unit`` (pixels), of one output."""
+    if unit == "headline":
+        return _headline(df, name, output)
+    df = _of_output(df, name, output)
+    return df[df["unit"] == int(unit)]
 
 
 def _metric_name(column: str, prefix: str = "AOPC_", sep: str = "L=") -> str:
@@ -98,11 +116,11 @@ def fidelity_n_orderings(t: Tables) -> str:
 
 
 @block
-def fidelity_means_table(t: Tables, background: str) -> str:
+def fidelity_means_table(t: Tables, background: str, output: str = PAPER_OUTPUT) -> str:
     """Mean AOPC_MoRF, AOPC_LeRF (largest L) and F per map and perturbation style, headline
     unit; the last row is the random-ordering baseline (Tomsett's Figure 2a reference)."""
     bg = _bg(background)
-    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores", output)
     s = s[(s["background"] == bg) & (s["model"] == "trained")]
     L = _l_max(s.columns)
     cols = [(f"aopc_morf_L{L}", st) for st in STYLE_LABELS] + [(f"aopc_lerf_L{L}", st) for st in STYLE_LABELS] + \
@@ -121,19 +139,31 @@ def fidelity_means_table(t: Tables, background: str) -> str:
             cells.append("-" if not np.isfinite(v) else fixed(v, 3))
         name = REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    rb = _headline(_read(t, "fidelity_random_baseline"), "fidelity_random_baseline")
+    rb = _headline(_read(t, "fidelity_random_baseline"), "fidelity_random_baseline", output)
     rb = rb[(rb["background"] == bg) & (rb["L"] == L)].set_index("style")
     cells = [fixed(rb.loc[st, "mean"], 3) for _, st in cols[:4]] + ["-", "-"]
     lines.append(f"| random orderings ({int(rb['n_orderings'].max())}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _tied(n) -> str:
+    """' [k tied]' where ties at the resolution decided k images (or pairs), else ''."""
+    return f" [{int(n)} tied]" if pd.notna(n) and int(n) > 0 else ""
+
+
+def _alpha_cell(r: pd.Series) -> str:
+    """'0.77 (0.62 to 1.00) [8 tied]', or 'undecidable' where ties leave no information."""
+    if str(r.get("status", "ok")).startswith("undecidable"):
+        return "undecidable"
+    return f"{_two(r['alpha'])} ({_two(r['ci_low'])} to {_two(r['ci_high'])}){_tied(r.get('n_images_tied', 0))}"
+
+
 @block
-def tomsett_alpha_table(t: Tables, background: str) -> str:
+def tomsett_alpha_table(t: Tables, background: str, output: str = PAPER_OUTPUT) -> str:
     """Tomsett's Table 1 on one background: Krippendorff's alpha (bootstrap interval) of the
     per-image rankings of Tomsett's four methods, with and without the Sobel map."""
     bg = _bg(background)
-    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha")
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha", output)
     a = a[(a["background"] == bg) & (a["methods"] == "tomsett")]
     a = a.assign(with_edge=a["with_edge"].astype(str) == "True")
     cols = [(True, "mean"), (True, "uniform"), (False, "mean"), (False, "uniform")]
@@ -148,18 +178,24 @@ def tomsett_alpha_table(t: Tables, background: str) -> str:
             r = a[(a["column"] == col) & (a["with_edge"] == we) & (a["style"] == st)]
             if len(r) != 1:
                 raise ReportError(f"tomsett_alpha: {len(r)} rows for {bg}/{col}/{st}/with_edge={we}")
-            r = r.iloc[0]
-            cells.append(f"{_two(r['alpha'])} ({_two(r['ci_low'])} to {_two(r['ci_high'])})")
+            cells.append(_alpha_cell(r.iloc[0]))
         name = _metric_name(col)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _rho_cell(r: pd.Series) -> str:
+    """A Spearman rho of tomsett_consistency: 'undecidable' where ties leave none."""
+    if str(r.get("status", "ok")).startswith("undecidable"):
+        return "undecidable"
+    return f"{_two(r['rho'])}{_tied(r.get('n_images_tied', 0))}"
+
+
 @block
-def tomsett_consistency_table(t: Tables) -> str:
+def tomsett_consistency_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
     """Tomsett's Table 2: Spearman's rho across images between metric pairs, per method
     (largest L, headline unit), both backgrounds."""
-    c = _headline(_read(t, "tomsett_consistency"), "tomsett_consistency")
+    c = _headline(_read(t, "tomsett_consistency"), "tomsett_consistency", output)
     methods = [*TOMSETT_METHODS, EDGE]
     lines = ["| background | metric pair | " + " | ".join(label(m) for m in methods) + " |", "|---" * 7 + "|"]
     pairs = c[["metric_a", "style_a", "metric_b", "style_b"]].drop_duplicates()
@@ -173,17 +209,27 @@ def tomsett_consistency_table(t: Tables) -> str:
             def name(metric, style):
                 return f"{_metric_name(metric, prefix='', sep='L')} ({style})"
 
-            cells = [_two(sel.get(m, np.nan)) for m in methods]
+            rows = c[(c["background"] == bg) & (c["metric_a"] == p.metric_a) & (c["style_a"] == p.style_a)
+                     & (c["metric_b"] == p.metric_b) & (c["style_b"] == p.style_b)].set_index("method")
+            cells = [_rho_cell(rows.loc[m]) if m in rows.index else "-" for m in methods]
             lines.append(f"| {BACKGROUND_LABELS[bg]} | {name(p.metric_a, p.style_a)} vs {name(p.metric_b, p.style_b)}"
                          f" | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _intermethod_cell(r: pd.Series) -> str:
+    """Mean rho over method pairs, 'undecidable' where ties leave no pair a rho; '[k tied]':
+    pairs with images that share a rank at the resolution."""
+    if str(r.get("status", "ok")).startswith("undecidable"):
+        return "undecidable"
+    return f"{_two(r['mean_rho'])}{_tied(r.get('n_pairs_tied', 0))}"
+
+
 @block
-def tomsett_intermethod_table(t: Tables) -> str:
+def tomsett_intermethod_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
     """Inter-method reliability: mean pairwise Spearman between Tomsett's four methods
     across images (without / with the Sobel map), per metric and style."""
-    im = _headline(_read(t, "tomsett_intermethod"), "tomsett_intermethod")
+    im = _headline(_read(t, "tomsett_intermethod"), "tomsett_intermethod", output)
     sets = [("tomsett", "without Sobel"), ("tomsett_with_edge", "with Sobel")]
     cols = [(bg, st, ms) for bg in BACKGROUND_LABELS for st in STYLE_LABELS for ms, _ in sets]
     lines = ["| metric | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}, {dict(sets)[ms]}" for bg, st, ms in cols)
@@ -193,19 +239,19 @@ def tomsett_intermethod_table(t: Tables) -> str:
         cells = []
         for bg, st, ms in cols:
             r = im[(im["background"] == bg) & (im["style"] == st) & (im["method_set"] == ms) & (im["column"] == col)]
-            cells.append(_two(r["mean_rho"].iloc[0]) if len(r) == 1 else "-")
+            cells.append(_intermethod_cell(r.iloc[0]) if len(r) == 1 else "-")
         name = _metric_name(col, prefix="")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 @block
-def fidelity_validity_table(t: Tables) -> str:
+def fidelity_validity_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
     """Beyond the paper: do the metrics agree with the ground truth? Per background, style
     and metric: the oracle map's rank among all scored maps, its margin over random
     orderings (AOPC), and the mean per-image Spearman between the metric's ranking of the
     methods and their localization AP ranking (bootstrap interval)."""
-    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
+    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity", output)
     s = _read(t, "fidelity_scores")
     L = _l_max(s.columns)
     cols = ["faithfulness", f"aopc_morf_L{L}", f"aopc_lerf_L{L}"]
@@ -230,12 +276,12 @@ def fidelity_validity_table(t: Tables) -> str:
 
 
 @block
-def lesion_share_table(t: Tables) -> str:
+def lesion_share_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
     """Beyond the paper, per map and style: the share of the first L_max MoRF units that touch
     the lesion (hit), the mean MoRF drop at L_max, and the share of that drop which comes
     from the lesion units (over the images whose drop reaches
     `pipeline.fidelity.MIN_FINAL_DROP`, counted)."""
-    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity")
+    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity", output)
     cols = [(bg, st) for bg in BACKGROUND_LABELS for st in STYLE_LABELS]
     lines = ["| map | " + " | ".join(f"{BACKGROUND_LABELS[bg]} {st}: hit / drop / share (images)" for bg, st in cols)
              + " |", "|---" * (len(cols) + 1) + "|"]
@@ -411,10 +457,10 @@ def steps_to_95(t: Tables, background: str) -> str:
 
 @number
 def fidelity_mean(t: Tables, background: str, method: str, style: str, column: str, digits: str = "3",
-                  unit: str = "headline") -> str:
+                  unit: str = "headline", output: str = PAPER_OUTPUT) -> str:
     """Mean of a fidelity_scores column (e.g. aopc_morf_L20) over images, trained model, on the
     headline (largest) unit or on ``unit`` (pixels)."""
-    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores")
+    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores", output)
     if column not in s.columns:
         raise ReportError(f"fidelity_scores has no column {column!r}")
     g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)]
@@ -426,9 +472,10 @@ def fidelity_mean(t: Tables, background: str, method: str, style: str, column: s
 
 
 @number
-def fidelity_count(t: Tables, background: str, method: str, style: str, column: str, below: str) -> str:
+def fidelity_count(t: Tables, background: str, method: str, style: str, column: str, below: str,
+                   output: str = PAPER_OUTPUT) -> str:
     """'k of n' images whose fidelity_scores ``column`` is below ``below``."""
-    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores", output)
     g = s[(s["background"] == _bg(background)) & (s["method"] == method) & (s["style"] == style)][column].dropna()
     if g.empty:
         raise ReportError(f"fidelity_scores: no {column} for {background}/{method}/{style}")
@@ -448,9 +495,9 @@ def max_alpha(t: Tables, background: str) -> str:
 
 @number
 def fidelity_range(t: Tables, background: str, style: str, column: str, unit: str = "headline",
-                   digits: str = "3") -> str:
+                   digits: str = "3", output: str = PAPER_OUTPUT) -> str:
     """'min to max' of the per-map means of a fidelity_scores column over every scored map."""
-    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores")
+    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores", output)
     g = s[(s["background"] == _bg(background)) & (s["style"] == style)]
     if column == "faithfulness":
         g = g[g["faithfulness_status"] == "ok"]
