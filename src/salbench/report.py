@@ -879,5 +879,6 @@ def _short(s: str, width: int = 60) -> str:
 
 
 
-# Sections 2 and 3's generators register themselves in BLOCKS and NUMBERS.
-from salbench import report_sections  # noqa: E402,F401
+# Sections 2 and 3's generators and the general table queries register themselves in
+# BLOCKS and NUMBERS.
+from salbench import report_queries, report_sections  # noqa: E402,F401

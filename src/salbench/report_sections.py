@@ -248,7 +248,8 @@ def tomsett_intermethod_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
 @block
 def fidelity_validity_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
     """Beyond the paper: do the metrics agree with the ground truth? Per background, style
-    and metric: the oracle map's rank among all scored maps, its margin over random
+    and metric: the oracle map's rank among all scored maps (means within the tie
+    tolerance share a rank; `fidelity_rank`), its margin over random
     orderings (AOPC), and the mean per-image Spearman between the metric's ranking of the
     methods and their localization AP ranking (bootstrap interval)."""
     v = _headline(_read(t, "fidelity_validity"), "fidelity_validity", output)
@@ -263,8 +264,9 @@ def fidelity_validity_table(t: Tables, output: str = PAPER_OUTPUT) -> str:
                 g = v[(v["background"] == bg) & (v["style"] == st) & (v["column"] == col)]
                 if g.empty:
                     raise ReportError(f"fidelity_validity: no rows for {bg}/{st}/{col}")
-                rank = g[g["question"] == "oracle_rank"].iloc[0]
-                rank_s = "-" if not np.isfinite(rank["value"]) else f"{int(rank['value'])} of {int(rank['n_methods'])}"
+                # The rank at the tie tolerance (fidelity_rank), not the stored one: a run
+                # published before ties were applied stored ranks that float noise decided.
+                rank_s = fidelity_rank(t, bg, "oracle", st, col, "maps", output)
                 mr = g[g["question"] == "oracle_minus_random"]
                 mr_s = "-" if mr.empty else (f"{fixed(mr['value'].iloc[0], 3)} (random: {fixed(mr['random_ci_low'].iloc[0], 3)}"
                                              f" to {fixed(mr['random_ci_high'].iloc[0], 3)})")
@@ -483,10 +485,15 @@ def fidelity_count(t: Tables, background: str, method: str, style: str, column: 
 
 
 @number
-def max_alpha(t: Tables, background: str) -> str:
-    """The largest alpha of Tomsett's layout on one background, with its cell."""
-    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha")
+def max_alpha(t: Tables, background: str, metric: str = "all", output: str = PAPER_OUTPUT) -> str:
+    """The largest alpha of Tomsett's layout on one background (of one metric family:
+    aopc_morf, aopc_lerf, faithfulness), with its cell."""
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha", output)
     a = a[(a["background"] == _bg(background)) & (a["methods"] == "tomsett")]
+    if metric != "all":
+        a = a[a["metric"] == metric]
+        if a.empty:
+            raise ReportError(f"tomsett_alpha: no {metric!r} cells; metrics aopc_morf, aopc_lerf, faithfulness")
     r = a.loc[a["alpha"].idxmax()]
     edge = "with" if str(r["with_edge"]) == "True" else "without"
     name = _metric_name(str(r["column"]))
@@ -495,10 +502,15 @@ def max_alpha(t: Tables, background: str) -> str:
 
 @number
 def fidelity_range(t: Tables, background: str, style: str, column: str, unit: str = "headline",
-                   digits: str = "3", output: str = PAPER_OUTPUT) -> str:
-    """'min to max' of the per-map means of a fidelity_scores column over every scored map."""
+                   digits: str = "3", output: str = PAPER_OUTPUT, among: str = "all") -> str:
+    """'min to max' of the per-map means of a fidelity_scores column over every scored map
+    (or the maps of ``among``: five, tomsett_oracle, maps)."""
     s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores", output)
     g = s[(s["background"] == _bg(background)) & (s["style"] == style)]
+    if among != "all":
+        if among not in MAP_SETS:
+            raise ReportError(f"among={among!r}; valid: 'all', {sorted(MAP_SETS)}")
+        g = g[g["method"].isin(MAP_SETS[among])]
     if column == "faithfulness":
         g = g[g["faithfulness_status"] == "ok"]
     means = g.groupby("method")[column].mean()
@@ -526,3 +538,169 @@ def claims_unsettled(t: Tables, section: str) -> str:
     if c.empty:
         raise ReportError(f"claims.csv has no claim of section {section!r}; sections {sorted(t.claims['section'].unique())}")
     return f"{int((c['verdict'] == 'holds in some runs').sum())} of {len(c)}"
+
+
+# ------------------------------------------------------------------ section 2: statements
+
+FIVE = (*TOMSETT_METHODS, EDGE)
+MAP_SETS = {"maps": FIDELITY_ROWS, "five": FIVE, "tomsett_oracle": (*TOMSETT_METHODS, "oracle")}
+
+
+def _tolerance(t: Tables, background: str, column: str, output: str) -> float:
+    """Tie tolerance of a mean fidelity score: the output's measured resolution, or for a run
+    that did not measure it the 6 decimals its scores were published with; 0 for F."""
+    if column == "faithfulness":
+        return 0.0
+    if t.has("fidelity_resolution"):
+        r = _of_output(_read(t, "fidelity_resolution"), "fidelity_resolution", output)
+        row = r[r["background"] == background]
+        if len(row) != 1:
+            raise ReportError(f"fidelity_resolution: {len(row)} rows for {background}/{output}")
+        return float(row["resolution"].iloc[0])
+    from salbench.claims_tomsett_arun import UNMEASURED_RESOLUTION
+
+    return UNMEASURED_RESOLUTION
+
+
+def _map_means(t: Tables, background: str, style: str, column: str, among: str, output: str) -> pd.Series:
+    if among not in MAP_SETS:
+        raise ReportError(f"among={among!r}; valid: {sorted(MAP_SETS)}")
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores", output)
+    if column not in s.columns:
+        raise ReportError(f"fidelity_scores has no column {column!r}")
+    g = s[(s["background"] == _bg(background)) & (s["style"] == style) & s["method"].isin(MAP_SETS[among])]
+    if column == "faithfulness":
+        g = g[g["faithfulness_status"] == "ok"]
+    means = g.groupby("method")[column].mean()
+    missing = sorted(set(MAP_SETS[among]) - set(means.index))
+    if missing:
+        raise ReportError(f"fidelity_scores: no {column} of {missing} on {background}/{style}")
+    from salbench.metrics.fidelity import higher_is_better
+
+    return means if higher_is_better(column) else -means
+
+
+@number
+def fidelity_rank(t: Tables, background: str, method: str, style: str, column: str, among: str = "maps",
+                  output: str = PAPER_OUTPUT) -> str:
+    """'k of n': a map's rank by its mean score among the scored maps (``maps``: Tomsett's
+    four, Sobel, oracle, random; ``five``: Tomsett's four and Sobel), 1 = best in the
+    metric's own direction; means within the tie tolerance share the best rank."""
+    better = _map_means(t, background, style, column, among, output)
+    tol = _tolerance(t, background, column, output)
+    return f"{1 + int((better > better[method] + tol).sum())} of {len(better)}"
+
+
+@number
+def fidelity_best(t: Tables, background: str, style: str, column: str, among: str = "maps",
+                  output: str = PAPER_OUTPUT) -> str:
+    """The map(s) with the best mean score (ties within the tolerance named together)."""
+    better = _map_means(t, background, style, column, among, output)
+    tol = _tolerance(t, background, column, output)
+    best = [m for m in better.index if better[m] >= better.max() - tol]
+    return ", ".join(REFERENCE_MAPS[m] if m in REFERENCE_MAPS else label(m) for m in _ordered(best, FIDELITY_ROWS))
+
+
+@number
+def fidelity_outputs(t: Tables) -> str:
+    """The outputs the committed fidelity scores were computed on: 'probability' or
+    'probability, logit_margin'."""
+    s = _read(t, "fidelity_scores")
+    return ", ".join(o for o in OUTPUTS if o in set(s["output"]))
+
+
+@number
+def fidelity_resolution_measured(t: Tables) -> str:
+    """'yes' when the run measured its outputs' resolution (fidelity_resolution.csv), else 'no'."""
+    return "yes" if t.has("fidelity_resolution") else "no"
+
+
+@number
+def p_pred_min(t: Tables, digits: str = "5") -> str:
+    """The smallest probability of the predicted class over the scored clean images."""
+    s = _headline(_read(t, "fidelity_scores"), "fidelity_scores")
+    return fixed(float(s["p_pred"].min()), digits)
+
+
+@number
+def alpha_cells_tied(t: Tables, background: str, metric: str, output: str = PAPER_OUTPUT) -> str:
+    """'k of n' cells of Tomsett's Table 1 layout (headline unit, Tomsett's four with and
+    without Sobel, both styles, every L) of one metric family (aopc_morf, aopc_lerf,
+    faithfulness) on which every image's ranking holds a tie at the resolution."""
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha", output)
+    a = a[(a["background"] == _bg(background)) & (a["methods"] == "tomsett") & (a["metric"] == metric)]
+    if a.empty:
+        raise ReportError(f"tomsett_alpha: no {metric!r} cells on {background}")
+    if "n_images_tied" not in a.columns:
+        raise ReportError("tomsett_alpha has no n_images_tied: it comes from a run before ties were counted")
+    return f"{int((a['n_images_tied'] == a['n_images']).sum())} of {len(a)}"
+
+
+@number
+def alpha_n_boot(t: Tables) -> str:
+    """Bootstrap resamples behind the alpha intervals (one number; several raise)."""
+    n = _read(t, "tomsett_alpha")["n_boot"]
+    n = n[n > 0].unique()
+    if len(n) != 1:
+        raise ReportError(f"tomsett_alpha: n_boot takes several values {sorted(n)}")
+    return f"{int(n[0]):,}"
+
+
+@number
+def alpha_value(t: Tables, background: str, column: str, style: str, edge: str, output: str = PAPER_OUTPUT) -> str:
+    """One alpha of Tomsett's layout (headline unit, Tomsett's four; edge: with / without)."""
+    if edge not in ("with", "without"):
+        raise ReportError(f"edge={edge!r}: choose 'with' or 'without'")
+    a = _headline(_read(t, "tomsett_alpha"), "tomsett_alpha", output)
+    r = a[(a["background"] == _bg(background)) & (a["methods"] == "tomsett") & (a["column"] == column)
+          & (a["style"] == style) & ((a["with_edge"].astype(str) == "True") == (edge == "with"))]
+    if len(r) != 1:
+        raise ReportError(f"tomsett_alpha: {len(r)} cells for {background}/{column}/{style}/{edge} Sobel")
+    return _alpha_cell(r.iloc[0])
+
+
+@number
+def validity_value(t: Tables, background: str, style: str, column: str, question: str, method: str = "oracle",
+                   digits: str = "3", output: str = PAPER_OUTPUT) -> str:
+    """One value of fidelity_validity (headline unit): an oracle rank as 'k of n', else the value."""
+    v = _headline(_read(t, "fidelity_validity"), "fidelity_validity", output)
+    r = v[(v["background"] == _bg(background)) & (v["style"] == style) & (v["column"] == column)
+          & (v["question"] == question) & (v["method"] == method)]
+    if len(r) != 1:
+        raise ReportError(f"fidelity_validity: {len(r)} rows for {background}/{style}/{column}/{question}/{method}")
+    r = r.iloc[0]
+    if question == "oracle_rank":
+        return f"{int(r['value'])} of {int(r['n_methods'])}"
+    return fixed(float(r["value"]), digits)
+
+
+@number
+def claims_count(t: Tables, section: str, verdict: str) -> str:
+    """'k of n' claims of a paper.md section (ledger ``section``) with a verdict over runs:
+    every (holds in every run), some, no."""
+    words = {"every": "holds in every run", "some": "holds in some runs", "no": "holds in no run"}
+    if verdict not in words:
+        raise ReportError(f"verdict={verdict!r}; valid: {sorted(words)}")
+    c = t.claims[t.claims["section"].astype(str) == section]
+    if c.empty:
+        raise ReportError(f"claims: no section {section!r}; sections {sorted(t.claims['section'].astype(str).unique())}")
+    return f"{int((c['verdict'] == words[verdict]).sum())} of {len(c)}"
+
+
+@number
+def claim_verdict(t: Tables, claim_id: str) -> str:
+    """A claim's verdict over runs ('holds in every run', ...)."""
+    c = t.claims.set_index("claim_id")
+    if claim_id not in c.index:
+        raise ReportError(f"claims: no claim {claim_id!r}")
+    return str(c.loc[claim_id, "verdict"])
+
+
+@number
+def fidelity_status(t: Tables, background: str, status: str, unit: str = "headline", output: str = PAPER_OUTPUT) -> str:
+    """'k of n' score rows (maps x images x styles) whose faithfulness_status is ``status``."""
+    s = _unit_rows(_read(t, "fidelity_scores"), unit, "fidelity_scores", output)
+    s = s[s["background"] == _bg(background)]
+    if s.empty:
+        raise ReportError(f"fidelity_scores: no rows on {background} at unit {unit}")
+    return f"{int((s['faithfulness_status'] == status).sum())} of {len(s)}"

@@ -9,7 +9,7 @@ Definitions (Tomsett et al. 2020, "Sanity Checks for Saliency Metrics"; PROTOCOL
     ``"probability"`` (Tomsett): ``f(x') = p_c(x')``, the softmax probability of the
     class ``c = argmax p(x)`` predicted on the *unperturbed* image, held fixed
     through every step (Samek's reading of "the probability assigned to the
-    highest-probability class"; docs/protocols.md, Tomsett, f).
+    highest-probability class"; the paper names no class, ours).
     ``"logit_margin"`` (ours, beyond the paper): ``f(x') = z_c(x') - max_{j != c}
     z_j(x')``, from the logits ``z``. A two-class classifier that is sure of every
     image (p of at least 0.99999) moves its probability only once the evidence is

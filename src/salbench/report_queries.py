@@ -1,0 +1,186 @@
+"""General number generators over any published table, for guarded statements and numbers
+in paper.md and README.md (registered in ``report.NUMBERS`` on import).
+
+Filters: every keyword that is not a named parameter is ``column=value`` and keeps the
+rows whose cell matches: the text, or the number when both parse as numbers (``step=10``
+matches 10, ``selected=True`` a bool); ``+`` stands for a space, ``|`` separates
+alternatives, ``@arun`` / ``@budding`` / ``@tomsett`` expand to those papers' methods,
+``*`` is any non-missing value, and ``max`` / ``min`` keep the rows where that column is
+largest / smallest among the rows the other filters left (``step=max``: the last
+step). An unknown column or a filter that leaves no row raises ``ReportError``.
+
+Comparisons inside arguments use words (eq ne lt le gt ge contains), because a
+condition's own operators (``<``, ``has``, ...) split it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from salbench.papers import ARUN_METHODS, BUDDING_METHODS, TOMSETT_METHODS
+from salbench.report import TIE, ReportError, Tables, count, fixed, join, label, number, value_range
+
+ALIASES = {"@arun": list(ARUN_METHODS), "@budding": list(BUDDING_METHODS), "@tomsett": list(TOMSETT_METHODS)}
+OPS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
+       "ge": np.greater_equal}
+
+
+def _load(t: Tables, table: str) -> pd.DataFrame:
+    return t.claims if table == "claims" else t.read(table)
+
+
+def _match(series: pd.Series, value: str) -> pd.Series:
+    wanted: list[str] = []
+    for v in value.split("|"):
+        wanted += ALIASES.get(v, [v.replace("+", " ")])
+    if wanted == ["*"]:
+        return series.notna()
+    ok = series.astype(str).isin(wanted)
+    num = pd.to_numeric(series, errors="coerce")
+    for w in wanted:
+        try:
+            ok |= num.notna() & np.isclose(num, float(w))
+        except ValueError:
+            pass
+    return ok
+
+
+def _filter(df: pd.DataFrame, filters: dict, table: str) -> pd.DataFrame:
+    for col in filters:
+        if col not in df.columns:
+            raise ReportError(f"{table} has no column {col!r}; columns {list(df.columns)}")
+    for col, value in filters.items():
+        if value not in ("max", "min"):
+            df = df[_match(df[col], value).to_numpy()]
+    for col, value in filters.items():
+        if value in ("max", "min"):
+            df = df[df[col] == (df[col].max() if value == "max" else df[col].min())]
+    if df.empty:
+        raise ReportError(f"{table}: no row matches {filters}")
+    return df
+
+
+def _pairs(spec: str) -> dict:
+    """'col:value,col:value' -> filters."""
+    try:
+        return dict(p.split(":", 1) for p in spec.split(",") if p) if spec else {}
+    except ValueError:
+        raise ReportError(f"{spec!r}: expected 'column:value,column:value'") from None
+
+
+def _values(df: pd.DataFrame, column: str, by: str = "", stat: str = "mean") -> pd.Series:
+    """The column's finite values, or their mean (median) per group of ``by`` columns."""
+    if column not in df.columns:
+        raise ReportError(f"no column {column!r}; columns {list(df.columns)}")
+    vals = pd.to_numeric(df[column], errors="coerce")
+    if not by:
+        return vals.dropna()
+    keys = by.split(",")
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise ReportError(f"by={by!r}: no column {missing}; columns {list(df.columns)}")
+    if stat not in ("mean", "median"):
+        raise ReportError(f"stat={stat!r}: choose 'mean' or 'median'")
+    g = vals.groupby([df[k] for k in keys])
+    return (g.median() if stat == "median" else g.mean()).dropna()
+
+
+@number
+def table_range(t: Tables, table, column, by="", stat="mean", digits="3", **filters) -> str:
+    """'lo-hi' of a column over the filtered rows (with ``by``: of the group means); one value
+    when both ends print the same."""
+    v = _values(_filter(_load(t, table), filters, table), column, by, stat)
+    if v.empty:
+        raise ReportError(f"{table}.{column}: no finite value for {filters}")
+    lo, hi = fixed(v.min(), digits), fixed(v.max(), digits)
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+@number
+def table_count(t: Tables, table, column, op, value, by="", **filters) -> str:
+    """'k of n': filtered rows (with ``by``: group means) whose column satisfies ``op value``
+    (eq ne lt le gt ge on numbers; eq ne contains on text; ``missing`` counts empty cells)."""
+    df = _filter(_load(t, table), filters, table)
+    if column not in df.columns:
+        raise ReportError(f"{table} has no column {column!r}")
+    if op == "missing":
+        return count(int(df[column].isna().sum()), len(df))
+    numeric = pd.to_numeric(df[column], errors="coerce")
+    if op == "contains" or (op in ("eq", "ne") and not by and numeric.isna().any()):
+        text, target = df[column].astype(str), value.replace("+", " ")
+        hit = text.str.contains(target, regex=False) if op == "contains" else (text == target) == (op == "eq")
+        return count(int(hit.sum()), len(df))
+    if op not in OPS:
+        raise ReportError(f"op={op!r}; valid: {sorted(OPS)}, contains, missing")
+    v = _values(df, column, by)
+    return count(int(OPS[op](v.to_numpy(), float(value)).sum()), len(v))
+
+
+@number
+def table_values(t: Tables, table, column, digits="", **filters) -> str:
+    """The filtered rows' cells, in table order, joined ('a, b and c')."""
+    out = []
+    for x in _filter(_load(t, table), filters, table)[column]:
+        num = pd.to_numeric(pd.Series([x]), errors="coerce").iloc[0]
+        if pd.isna(num):
+            out.append(str(x))
+        elif digits:
+            out.append(fixed(float(num), digits))
+        elif float(num).is_integer():
+            out.append(f"{int(num):,}")
+        else:
+            out.append(str(x))
+    return join(out)
+
+
+@number
+def table_rank(t: Tables, table, column, group, target, which="high", **filters) -> str:
+    """'k of n': rank of ``target``'s mean among the group means (1 = highest, or lowest
+    with which=low; means within ``TIE`` share the best rank)."""
+    means = _values(_filter(_load(t, table), filters, table), column, group)
+    if target not in means.index:
+        raise ReportError(f"{table}: no {group} {target!r} among {list(means.index)}")
+    mine = means[target]
+    ahead = means > mine + TIE if which == "high" else means < mine - TIE
+    return count(1 + int(ahead.sum()), len(means))
+
+
+@number
+def table_extreme(t: Tables, table, column, group, which="max", digits="3", **filters) -> str:
+    """The group(s) with the largest (smallest) mean, 'Name (value)'; ties named together."""
+    means = _values(_filter(_load(t, table), filters, table), column, group)
+    if which not in ("max", "min"):
+        raise ReportError(f"which={which!r}: choose 'max' or 'min'")
+    best = means.max() if which == "max" else means.min()
+    tied = [label(str(k)) for k, v in means.items() if abs(v - best) <= TIE]
+    return f"{join(sorted(tied))} ({fixed(best, digits)})"
+
+
+@number
+def table_gap(t: Tables, table, column, by, left, right="", right_table="", right_column="", op="minus",
+              exclude="", which="range", digits="3") -> str:
+    """Per group of ``by``: mean of ``column`` over the rows matching ``left``
+    ('col:value,...') minus (op=ratio: over) the mean of ``right_column`` over
+    ``right_table``'s rows matching ``right`` (defaults: the same table, column and, in the
+    same table, filters); groups on both sides only, ``exclude`` drops groups written as
+    'v1:v2'. Returns 'lo-hi' of the gaps, or their min / max."""
+    rt, rc = right_table or table, right_column or column
+    lf = _pairs(left)
+    rf = _pairs(right) if right else (lf if rt == table else {})
+    lhs = _values(_filter(_load(t, table), lf, table), column, by)
+    rhs = _values(_filter(_load(t, rt), rf, rt), rc, by)
+    both = lhs.index.intersection(rhs.index)
+    if op not in ("minus", "ratio"):
+        raise ReportError(f"op={op!r}: choose 'minus' or 'ratio'")
+    d = (lhs[both] - rhs[both]) if op == "minus" else (lhs[both] / rhs[both])
+    drop = set(filter(None, exclude.split(",")))
+    keys = [":".join(map(str, k if isinstance(k, tuple) else (k,))) for k in d.index]
+    d = d[[k not in drop for k in keys]]
+    if d.empty:
+        raise ReportError(f"table_gap: no group of {by} on both sides")
+    if which in ("min", "max"):
+        return fixed(d.min() if which == "min" else d.max(), digits)
+    if which != "range":
+        raise ReportError(f"which={which!r}: choose 'range', 'min' or 'max'")
+    return value_range(list(d), digits)
