@@ -881,4 +881,4 @@ def _short(s: str, width: int = 60) -> str:
 
 # Sections 2 and 3's generators and the general table queries register themselves in
 # BLOCKS and NUMBERS.
-from salbench import report_queries, report_sections  # noqa: E402,F401
+from salbench import report_queries, report_readme, report_sections  # noqa: E402,F401
