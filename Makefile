@@ -29,10 +29,12 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 setup: $(STAMP)  ## create .venv and install the pinned stack
 
-reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run), then refresh paper.md
+# A publishing run ends with `report --check`: a statement of paper.md or the README that the
+# new tables no longer support ends the run red, naming it.
+reproduce: $(STAMP)  ## run every notebook on the quick profile (PROFILE=paper for the GPU run), then refresh and check paper.md
 	$(BIN)/python -m salbench reproduce --profile $(PROFILE)
 	@if $(BIN)/python -c "import sys; from salbench.config import load_profile; sys.exit(not load_profile('$(PROFILE)').publish)"; \
-	then $(BIN)/python -m salbench claims && $(BIN)/python -m salbench report; \
+	then $(BIN)/python -m salbench claims && $(BIN)/python -m salbench report && $(BIN)/python -m salbench report --check; \
 	else echo "profile $(PROFILE) does not publish tables/: paper.md left as it is"; fi
 
 test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke defaults

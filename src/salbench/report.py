@@ -30,7 +30,8 @@ paper.md is hand-written prose with generated parts between markers:
   generator in braces (``{mean mri trained gradient ap}``). Conditions joined by `` ; ``
   must all hold. A count 'k of n' compares k; a range 'lo-hi' or 'lo to hi' holds
   for ``< x`` when its top is below x and for ``> x`` when its bottom is above it
-  (every value in it); a percentage compares its number. A statement may hold number
+  (every value in it); a percentage, or a number followed by a note in brackets
+  ('0.78 (AOPC_MoRF L=80, ...)'), compares its number. A statement may hold number
   markers. Predicates that are not a number (a claim's verdict) are generators too.
 
 ``python -m salbench report`` rewrites every generated part from the tables (an atomic
@@ -671,7 +672,7 @@ CONDITION_RE = re.compile(r"^(?P<lhs>.+?)\s+(?P<op>==|!=|<=|>=|<|>|has)\s+(?P<rh
 _COUNT = re.compile(r"^(\d+) of (\d+)$")
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 _RANGE = re.compile(rf"^({_NUMBER})\s*(?:-|to)\s*({_NUMBER})$")
-_SINGLE = re.compile(rf"^({_NUMBER})\s*%?$")
+_SINGLE = re.compile(rf"^({_NUMBER})\s*%?(?:\s+\(.*\))?$", re.S)  # a note in brackets after it is left out
 
 
 def _numbers(text: str) -> tuple[float, float] | None:

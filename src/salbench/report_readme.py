@@ -2,3 +2,123 @@
 ``report.NUMBERS`` on import)."""
 
 from __future__ import annotations
+
+import fnmatch
+import json
+
+import numpy as np
+import pandas as pd
+
+from salbench.report import ReportError, Tables, fixed, join, number
+from salbench.report_queries import _filter, _load, _values
+
+
+@number
+def provenance_field(t: Tables, table: str, field: str, chars: str = "") -> str:
+    """One field of ``tables/provenance.json`` for ``TABLE.csv`` (``table=all``: the value
+    every table records, an error if they differ); ``chars=7`` keeps the first 7 characters
+    (a short git SHA)."""
+    path = t.folder / "provenance.json"
+    if not path.exists():
+        raise ReportError(f"{path}: no such file")
+    entries = json.loads(path.read_text())
+    names = sorted(entries) if table == "all" else [f"{table}.csv"]
+    values = set()
+    for name in names:
+        if name not in entries or field not in entries[name]:
+            raise ReportError(f"provenance.json: no {field!r} for {name!r}")
+        values.add(str(entries[name][field]))
+    if len(values) != 1:
+        raise ReportError(f"provenance.json: {field!r} differs between tables: {sorted(values)}")
+    value = values.pop()
+    return value[: int(chars)] if chars else value
+
+
+@number
+def provenance_differ(t: Tables, table: str, field: str) -> str:
+    """The tables (names without .csv) whose ``provenance.json`` ``field`` differs from
+    TABLE's, joined ('a, b and c'), or 'none'."""
+    entries = json.loads((t.folder / "provenance.json").read_text())
+    mine = provenance_field(t, table, field)
+    other = [n.removesuffix(".csv") for n in sorted(entries) if str(entries[n].get(field)) != mine]
+    return join(other) if other else "none"
+
+
+@number
+def scaled_range(t: Tables, table, column, scale="1", by="", stat="mean", digits="3", **filters) -> str:
+    """`table_range` with the values multiplied by ``scale``, printed with thousands
+    separators (so compare it in a condition only below 1,000);
+    ``column`` may be an fnmatch pattern (``snr_[bfp]*``, without ``by``): every matching
+    column's values together."""
+    df = _filter(_load(t, table), filters, table)
+    if any(ch in column for ch in "*?["):
+        cols = [c for c in df.columns if fnmatch.fnmatchcase(c, column)]
+        if not cols or by:
+            raise ReportError(f"{table}: column pattern {column!r} matches no column, or is used with by=")
+        v = pd.concat([pd.to_numeric(df[c], errors="coerce") for c in cols]).dropna()
+    else:
+        v = _values(df, column, by, stat)
+    if v.empty:
+        raise ReportError(f"{table}.{column}: no finite value for {filters}")
+    v = v * float(scale)
+    fixed(v.min(), digits), fixed(v.max(), digits)  # both finite
+    lo, hi = (f"{x:,.{int(digits)}f}" for x in (v.min(), v.max()))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def _screen(t: Tables, variant: str, background: str) -> tuple[np.ndarray, int]:
+    """One screen variant's steps to 95 % on one background (NaN = never) and its cap."""
+    s = t.read("plateau_screen")
+    s = s[(s["variant"] == variant) & (s["background"] == background)]
+    if s.empty:
+        raise ReportError(f"plateau_screen: no rows for {variant!r} on {background!r}")
+    return s["steps_to_95"].to_numpy(dtype=float), int(s["cap"].max())
+
+
+def _median_steps(steps: np.ndarray) -> float:
+    """Median with never (NaN) counted as infinite."""
+    return float(np.median(np.where(np.isnan(steps), np.inf, steps)))
+
+
+@number
+def screen_steps(t: Tables, variant: str, background: str) -> str:
+    """Median steps to 95 % (min-max) over the seeds of one `plateau_screen` variant, a seed
+    that never reached it counted as infinite: '1,325 (800-2,600)', '1,425 (700 to never
+    within 3,000)', or, when the median is never, 'k of n (a, b), m never'."""
+    steps, cap = _screen(t, variant, background)
+    reached = np.sort(steps[~np.isnan(steps)])
+    med = _median_steps(steps)
+    if len(reached) == len(steps):
+        return f"{med:,.0f} ({reached.min():,.0f}-{reached.max():,.0f})"
+    if np.isfinite(med) and med < cap:
+        return f"{med:,.0f} ({reached.min():,.0f} to never within {cap:,})"
+    shown = ", ".join(f"{x:,.0f}" for x in reached)
+    return f"{len(reached)} of {len(steps)} ({shown}), {len(steps) - len(reached)} never"
+
+
+@number
+def screen_seeds(t: Tables, variant: str) -> str:
+    """Seeds of one `plateau_screen` variant per background (an error if they differ)."""
+    s = t.read("plateau_screen")
+    n = s[s["variant"] == variant].groupby("background")["seed"].nunique()
+    if n.empty or n.nunique() != 1:
+        raise ReportError(f"plateau_screen: {variant!r} has seeds per background {n.to_dict()}")
+    return str(int(n.iloc[0]))
+
+
+@number
+def screen_images(t: Tables, variant: str) -> str:
+    """Training images seen by the median seed at 95 % (median steps x batch) of one
+    `plateau_screen` variant, 'lo-hi' over the backgrounds; an error if a median is never."""
+    s = t.read("plateau_screen")
+    batch = s.loc[s["variant"] == variant, "batch"].unique()
+    if len(batch) != 1:
+        raise ReportError(f"plateau_screen: {variant!r} has batch sizes {list(batch)}")
+    images = []
+    for bg in sorted(s.loc[s["variant"] == variant, "background"].unique()):
+        med = _median_steps(_screen(t, variant, bg)[0])
+        if not np.isfinite(med):
+            raise ReportError(f"plateau_screen: {variant!r} on {bg}: the median seed never reached 95 %")
+        images.append(med * int(batch[0]))
+    lo, hi = f"{min(images):,.0f}", f"{max(images):,.0f}"
+    return lo if lo == hi else f"{lo}-{hi}"

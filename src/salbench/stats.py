@@ -294,8 +294,12 @@ def compare_to_baselines(
     noisiest method set the standard errors of every comparison; (2) a failing or
     singular fit stays confined to its own row; (3) adding a method never changes the
     verdicts of the others. With one score per image and method this is the paired
-    design, and for complete data with a positive image variance it reproduces the
-    paired t-test exactly.
+    design, but its Wald t is not the paired t-test's: REML estimates the image
+    variance and the residual variance under equal variances for the two arms, and its
+    standard error is the paired t-test's only when those estimates reproduce the
+    variance of the per-image differences. It is smaller at a singular fit (below), and
+    can differ elsewhere too; on few images the p values can then differ from the paired
+    t-test's by large factors (a test checks the two on a known case).
 
     Test. Two-sided Wald t = estimate / SE referred to a t distribution with
     ``n_images - 1`` degrees of freedom (``n_images``: images scored by both; the
@@ -304,9 +308,8 @@ def compare_to_baselines(
     statsmodels' own z-test is anti-conservative for small n). A singular fit is
     slightly *anti*-conservative all the same: when the sample covariance of the two
     methods' scores across images is negative, REML clamps the image variance to zero
-    and the SE becomes the independent-samples one, below the paired t-test's (in the
-    committed quick run, 23 of the 29 singular fits have an SE 1-8 % smaller than the
-    paired t-test's, the other six are within 1 %). ``p_adjust`` ("none",
+    and the SE becomes the independent-samples one, below the paired t-test's.
+    ``p_adjust`` ("none",
     default, as each comparison is one pre-planned question; or "holm", "bonferroni",
     "fdr_bh" via ``statsmodels.stats.multitest.multipletests``) adjusts across all rows;
     ``p_value_unadjusted`` keeps the raw value. ``ci_lo, ci_hi`` are unadjusted
@@ -446,8 +449,9 @@ def randomization_verdicts(
     tested with a linear mixed-effects model, two-sided at alpha = .05. They compared
     with a single baseline number; we compare per image (each image's SSIM with its own
     baseline, ours). Test: ``_fit_pair``'s model as in ``compare_to_baselines`` (score ~
-    1 + is_randomized, random intercept per image, REML; Wald t with n_images - 1 df,
-    the paired t-test for complete data), estimate = mean(score - baseline). Verdict:
+    1 + is_randomized, random intercept per image, REML; Wald t with n_images - 1 df;
+    not the paired t-test, whose p values it can undercut several times over on the
+    cascade's few images, most at singular fits), estimate = mean(score - baseline). Verdict:
     "did not pass" when p < alpha and the estimate > 0 (significantly above the
     baseline), else "pass". ``p_wilcoxon_greater``: one-sided paired Wilcoxon
     signed-rank test (scipy) of score > baseline, a distribution-free check (ours; not

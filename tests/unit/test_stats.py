@@ -76,6 +76,25 @@ def test_mixed_model_reproduces_paired_t_test():
     assert row["p_value"] == pytest.approx(ref.pvalue, rel=PAIRED_T_RTOL)
 
 
+def test_mixed_model_is_not_the_paired_t_test_when_the_arms_differ_in_spread():
+    """A wide arm against a narrow one on 10 images (the randomization test's shape: SSIM to
+    the trained map against a baseline): REML clamps the image variance (singular), the SE
+    is the independent-samples one and p falls below the paired t-test's, as the docstring of
+    `compare_to_baselines` says."""
+    rng = np.random.default_rng(0)
+    n = 10
+    shared = rng.normal(size=n)
+    a = 0.6 + 0.05 * shared + 0.15 * rng.normal(size=n)
+    b = 0.05 + 0.05 * shared + 0.01 * rng.normal(size=n)
+    df = pd.concat([pd.DataFrame({"image": range(n), "method": "m", "auprc": a}),
+                    pd.DataFrame({"image": range(n), "method": "avg_mask", "auprc": b})], ignore_index=True)
+    row = compare_to_baselines(df, "auprc", high=None).table.iloc[0]
+    paired = sps.ttest_rel(a, b)
+    assert row["singular"]
+    assert row["se"] < (a - b).std(ddof=1) / np.sqrt(n)
+    assert row["p_value"] < paired.pvalue / 1.5
+
+
 def test_null_false_positive_rate_is_nominal():
     """200 null data sets of 12 images: p < 0.05 about 5 % of the time."""
     rng = np.random.default_rng(2)
