@@ -184,3 +184,126 @@ def table_gap(t: Tables, table, column, by, left, right="", right_table="", righ
     if which != "range":
         raise ReportError(f"which={which!r}: choose 'range', 'min' or 'max'")
     return value_range(list(d), digits)
+
+
+# --------------------------------------------------------------------------- more queries
+
+
+@number
+def table_nunique(t: Tables, table, column, by="", **filters) -> str:
+    """How many distinct non-missing values ``column`` takes over the filtered rows; with
+    ``by`` (comma-separated columns): per group, as one number when every group has the same
+    count, else 'lo-hi' ("3": three runs on every background)."""
+    df = _filter(_load(t, table), filters, table)
+    if column not in df.columns:
+        raise ReportError(f"{table} has no column {column!r}; columns {list(df.columns)}")
+    if not by:
+        return str(int(df[column].nunique()))
+    keys = by.split(",")
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise ReportError(f"by={by!r}: no column {missing}; columns {list(df.columns)}")
+    n = df.groupby(keys)[column].nunique()
+    lo, hi = int(n.min()), int(n.max())
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+@number
+def table_unique(t: Tables, table, column, **filters) -> str:
+    """The distinct non-missing values of ``column`` over the filtered rows, in order of first
+    appearance, joined ('a, b and c')."""
+    df = _filter(_load(t, table), filters, table)
+    if column not in df.columns:
+        raise ReportError(f"{table} has no column {column!r}; columns {list(df.columns)}")
+    values = list(dict.fromkeys(str(v) for v in df[column].dropna()))
+    if not values:
+        raise ReportError(f"{table}.{column}: no value for {filters}")
+    return join(values)
+
+
+@number
+def provenance(t: Tables, field, which="values", only="", skip="") -> str:
+    """A field of ``tables/provenance.json`` (cpu, git_sha, profile, seed, python, machine) over
+    the files it records (``only``: those whose name starts with one of these comma-separated
+    prefixes; ``skip``: leave those out): the distinct values joined (which=values), or how
+    many distinct values there are (which=count: "1" when the files come from one run)."""
+    import json
+
+    path = t.folder / "provenance.json"
+    if not path.exists():
+        raise ReportError(f"{path}: no such file")
+    entries = json.loads(path.read_text())
+    keep = tuple(filter(None, only.split(",")))
+    drop = tuple(filter(None, skip.split(",")))
+    entries = {name: e for name, e in entries.items()
+               if (not keep or name.startswith(keep)) and not (drop and name.startswith(drop))}
+    if not entries:
+        raise ReportError(f"{path}: no entry left (only={only!r}, skip={skip!r})")
+    missing = sorted(name for name, e in entries.items() if field not in e)
+    if missing:
+        raise ReportError(f"provenance.json: no field {field!r} for {missing}")
+    values = list(dict.fromkeys(str(e[field]) for e in entries.values()))
+    if which == "count":
+        return str(len(values))
+    if which != "values":
+        raise ReportError(f"which={which!r}: choose 'values' or 'count'")
+    return join(values)
+
+
+@number
+def max_abs_gap(t: Tables, model, metric, minus, exclude="", digits="3") -> str:
+    """Largest |mean(metric) - mean(minus)| over the backgrounds and every method of `model`
+    (the selected run), constant maps included (unlike ``report.max_gap``); ``exclude``
+    (comma-separated) leaves out a method on every background ('xrai') or on one
+    ('perlin:grad_cam')."""
+    drop = set(filter(None, exclude.split(",")))
+    bgs = [bg for bg in ("perlin", "mri") if bg in set(t.means.index.unique(0))]
+    known = {m for bg in bgs for m in t.methods(model, bg)}
+    unknown = sorted(d for d in drop if d.split(":")[-1] not in known)
+    if unknown:
+        raise ReportError(f"exclude: no method {unknown} of model {model!r}; methods {sorted(known)}")
+    gaps = [abs(t.mean(bg, model, m, metric) - t.mean(bg, model, m, minus))
+            for bg in bgs for m in t.methods(model, bg) if m not in drop and f"{bg}:{m}" not in drop]
+    if not gaps:
+        raise ReportError(f"max_abs_gap: every method of {model!r} excluded")
+    return fixed(max(gaps), digits)
+
+
+@number
+def run_spread(t: Tables, background, rank="1", metric="ap", digits="3") -> str:
+    """The method with the rank-th largest spread (max - min over classifier runs) of its mean
+    trained-map ``metric`` on the images every run was scored on, as in the run-spread table
+    of section 1.6: 'PatternNet (0.344)'; methods with the same spread are named together."""
+    from salbench.tables import images_in_every_run
+
+    s = t.read("localization_scores")
+    if metric not in s.columns:
+        raise ReportError(f"localization_scores has no metric {metric!r}")
+    s = s[(s["model"] == "trained") & (s["background"] == background)]
+    if s.empty or "run" not in s.columns or s["run"].nunique() < 2:
+        raise ReportError(f"localization_scores: fewer than two runs of trained maps on {background!r}")
+    s = images_in_every_run(s)
+    means = s.groupby(["method", "run"])[metric].mean().unstack()
+    spread = (means.max(axis=1) - means.min(axis=1)).round(int(digits))
+    levels = sorted(spread.unique(), reverse=True)
+    k = int(rank)
+    if not 1 <= k <= len(levels):
+        raise ReportError(f"rank={rank!r}: choose 1 to {len(levels)}")
+    value = levels[k - 1]
+    return f"{join(sorted(label(m) for m in spread.index[spread == value]))} ({fixed(value, digits)})"
+
+
+@number
+def run_verdicts_differing(t: Tables) -> str:
+    """The verdicts that the classifier runs not selected give in the method-vs-baseline
+    comparisons (localization_mixed_models) where they differ from the selected run's, joined
+    ('uncertain'); 'none' when every run agrees with the selected one."""
+    m = t.read("localization_mixed_models")
+    if "run" not in m.columns or m["run"].nunique() < 2:
+        raise ReportError("localization_mixed_models has one classifier run")
+    keys = ["background", "metric", "method", "baseline"]
+    chosen = m[m["selected"].astype(str) == "True"].set_index(keys)["verdict"]
+    others = m[m["selected"].astype(str) != "True"]
+    ref = chosen.reindex(pd.MultiIndex.from_frame(others[keys])).to_numpy()
+    differ = others[others["verdict"].to_numpy() != ref]
+    return join(sorted(differ["verdict"].unique())) if len(differ) else "none"

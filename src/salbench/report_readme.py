@@ -38,8 +38,8 @@ def provenance_field(t: Tables, table: str, field: str, chars: str = "") -> str:
 def provenance_differ(t: Tables, table: str, field: str) -> str:
     """The tables (names without .csv) whose ``provenance.json`` ``field`` differs from
     TABLE's, joined ('a, b and c'), or 'none'."""
+    mine = provenance_field(t, table, field)  # raises when provenance.json or the entry is missing
     entries = json.loads((t.folder / "provenance.json").read_text())
-    mine = provenance_field(t, table, field)
     other = [n.removesuffix(".csv") for n in sorted(entries) if str(entries[n].get(field)) != mine]
     return join(other) if other else "none"
 
@@ -107,9 +107,10 @@ def screen_seeds(t: Tables, variant: str) -> str:
 
 
 @number
-def screen_images(t: Tables, variant: str) -> str:
+def screen_images(t: Tables, variant: str, commas: str = "yes") -> str:
     """Training images seen by the median seed at 95 % (median steps x batch) of one
-    `plateau_screen` variant, 'lo-hi' over the backgrounds; an error if a median is never."""
+    `plateau_screen` variant, 'lo-hi' over the backgrounds; an error if a median is never.
+    ``commas=no`` drops the thousands separators (for a condition)."""
     s = t.read("plateau_screen")
     batch = s.loc[s["variant"] == variant, "batch"].unique()
     if len(batch) != 1:
@@ -120,5 +121,6 @@ def screen_images(t: Tables, variant: str) -> str:
         if not np.isfinite(med):
             raise ReportError(f"plateau_screen: {variant!r} on {bg}: the median seed never reached 95 %")
         images.append(med * int(batch[0]))
-    lo, hi = f"{min(images):,.0f}", f"{max(images):,.0f}"
+    fmt = ",.0f" if commas == "yes" else ".0f"
+    lo, hi = format(min(images), fmt), format(max(images), fmt)
     return lo if lo == hi else f"{lo}-{hi}"
