@@ -41,7 +41,7 @@ test: $(STAMP)  ## unit + reference tests, then nbval on the notebooks' smoke de
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-notebooks
 
-test-unit: $(STAMP)  ## paper.md's generated numbers, unit and reference tests (eager-mode and graph-mode processes)
+test-unit: $(STAMP)  ## paper.md's and the README's generated numbers and statements, unit and reference tests (eager and graph mode)
 	$(BIN)/python -m salbench report --check
 	$(BIN)/python -m pytest -q tests
 	SALBENCH_GRAPH_TESTS=1 $(BIN)/python -m pytest -q tests

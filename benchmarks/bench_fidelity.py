@@ -221,7 +221,7 @@ def quantus_comparison(args) -> None:
     keras_bs = lambda xb: model.predict(xb, verbose=0, batch_size=bs)  # noqa: E731
     res_k, t_eng_keras = _timed(lambda: run_engine_rp(keras_bs))
 
-    ours = res.curves["methods"]  # (n, methods, styles, 2, L + 1), d_0 = 0
+    ours = res.curves["methods"][:, 0]  # (n, methods, styles, 2, L + 1) of the one output, d_0 = 0
     diff_curve = diff_aopc = 0.0
     for mi, m in enumerate(res.methods):
         for di, d in enumerate(DIRECTIONS):
@@ -230,7 +230,7 @@ def quantus_comparison(args) -> None:
             q_aopc = q.sum(axis=1) / (L + 1)  # Samek / Tomsett AOPC(L) from Quantus's curve, d_0 = 0
             sc = res.scores.set_index("method").loc[m]
             diff_aopc = max(diff_aopc, float(np.abs(sc[f"aopc_{d}_L{L}"].to_numpy() - q_aopc).max()))
-    diff_keras = float(np.abs(res_k.curves["methods"] - ours).max())
+    diff_keras = float(np.abs(res_k.curves["methods"][:, 0] - ours).max())
     te, tq = float(np.median(t_eng)), float(np.median(t_q))
     mem_eng = _traced_peak(run_engine_rp)
     mem_q = _traced_peak(run_quantus_rp)

@@ -1,7 +1,11 @@
 """Training throughput: salbench's training loop against Keras' own `fit`, same model
 (VGG-like), data, batch size and precision.
 
-    python benchmarks/bench_training.py [--images 1024] [--batch 16] [--precision mixed_bfloat16] [--repeats 3]
+    python benchmarks/bench_training.py [--images 1024] [--batch 16] [--precision auto] [--repeats 3]
+
+``--precision auto`` (default) is what the quick profile trains in on this machine
+(`training.resolve_precision`): bf16 where the CPU has bf16 instructions, float32
+elsewhere, where emulated bf16 is several times slower.
 
 Loops, each timed `--repeats` times, interleaved, on fresh models:
 
@@ -30,7 +34,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.images < 4 * args.batch or args.repeats < 1:
@@ -48,6 +52,7 @@ def main():
         profile = load_profile("smoke", data__n_train=n, data__n_val=32, data__n_holdout=32, data__chunk_size=256)
         folder = store.ensure_dataset(profile, progress=False)
         cfg = profile.classifier
+        args.precision = training.resolve_precision(args.precision)
         tf.keras.mixed_precision.set_global_policy(args.precision)
         rates: dict[str, list[tuple[float, float]]] = {}
         with store.SplitReader(folder, "train") as tr:

@@ -464,6 +464,11 @@ def _validate(p: Profile) -> None:
         raise ConfigError(f"fidelity.units={list(f.units)}: each must be in 1..{min(d.image_shape)}")
     if f.headline_unit not in f.units:
         raise ConfigError(f"fidelity.headline_unit={f.headline_unit}: must be one of fidelity.units {list(f.units)}")
+    # The claims and paper.md read the headline from the tables as their largest unit.
+    if f.headline_unit != max(f.units):
+        raise ConfigError(f"fidelity.headline_unit={f.headline_unit}: must be the largest of fidelity.units "
+                          f"{list(f.units)} (the tables' headline is their largest unit); use {max(f.units)} or drop "
+                          f"the larger units")
     for key in ("l_max", "n_random_orderings", "n_faithfulness_units", "batch_size"):
         if getattr(f, key) < 1:
             raise ConfigError(f"fidelity.{key}={getattr(f, key)}: must be >= 1")

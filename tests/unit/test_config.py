@@ -49,6 +49,9 @@ def test_override():
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"nosuch__key": 1}, "unknown section 'nosuch'"),
         ({"data__mri_dir": "/no/such/folder"}, "data.mri_dir='/no/such/folder'"),
+        # The tables' headline is their largest unit: a smaller headline would make paper.md
+        # quote another unit than the notebooks.
+        ({"fidelity__units": [1, 20, 30], "fidelity__headline_unit": 20}, "must be the largest of fidelity.units"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(overrides, fragment):
