@@ -35,6 +35,7 @@ from salbench.claims import Claim, rank, tables_claim, verdict_claim
 from salbench.metrics import reliability as rel
 from salbench.metrics.fidelity import OUTPUTS, PAPER_OUTPUT
 from salbench.papers import ARUN_METHODS, TOMSETT_METHODS
+from salbench.tables import LEGACY_FIDELITY_PRECISION
 
 SCORES = "fidelity_scores"
 RANDOM = "fidelity_random_baseline"
@@ -43,9 +44,8 @@ INTERMETHOD = "tomsett_intermethod"
 CONSISTENCY = "tomsett_consistency"
 RESOLUTION = "fidelity_resolution"
 OPTIONAL_TABLES = (RESOLUTION,)
-# Runs before the resolution was measured published fidelity scores with 6 decimals:
-# differences below that are not in their tables at all.
-UNMEASURED_RESOLUTION = 1e-6
+# Runs before the resolution was measured: the precision their scores were published with.
+UNMEASURED_RESOLUTION = LEGACY_FIDELITY_PRECISION
 EDGE = "sobel"
 # Tomsett's Figure 2 and Table 2 methods: the four and the edge detector.
 WITH_EDGE = (*TOMSETT_METHODS, EDGE)

@@ -15,6 +15,8 @@ condition's own operators (``<``, ``has``, ...) split it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -221,24 +223,27 @@ def table_unique(t: Tables, table, column, **filters) -> str:
     return join(values)
 
 
+def _provenance(t: Tables) -> dict:
+    """``tables/provenance.json``: file name -> its record."""
+    path = t.folder / "provenance.json"
+    if not path.exists():
+        raise ReportError(f"{path}: no such file")
+    return json.loads(path.read_text())
+
+
 @number
 def provenance(t: Tables, field, which="values", only="", skip="") -> str:
     """A field of ``tables/provenance.json`` (cpu, git_sha, profile, seed, python, machine) over
     the files it records (``only``: those whose name starts with one of these comma-separated
     prefixes; ``skip``: leave those out): the distinct values joined (which=values), or how
     many distinct values there are (which=count: "1" when the files come from one run)."""
-    import json
-
-    path = t.folder / "provenance.json"
-    if not path.exists():
-        raise ReportError(f"{path}: no such file")
-    entries = json.loads(path.read_text())
+    entries = _provenance(t)
     keep = tuple(filter(None, only.split(",")))
     drop = tuple(filter(None, skip.split(",")))
     entries = {name: e for name, e in entries.items()
                if (not keep or name.startswith(keep)) and not (drop and name.startswith(drop))}
     if not entries:
-        raise ReportError(f"{path}: no entry left (only={only!r}, skip={skip!r})")
+        raise ReportError(f"provenance.json: no entry left (only={only!r}, skip={skip!r})")
     missing = sorted(name for name, e in entries.items() if field not in e)
     if missing:
         raise ReportError(f"provenance.json: no field {field!r} for {missing}")
@@ -307,3 +312,31 @@ def run_verdicts_differing(t: Tables) -> str:
     ref = chosen.reindex(pd.MultiIndex.from_frame(others[keys])).to_numpy()
     differ = others[others["verdict"].to_numpy() != ref]
     return join(sorted(differ["verdict"].unique())) if len(differ) else "none"
+
+
+@number
+def provenance_field(t: Tables, table: str, field: str, chars: str = "") -> str:
+    """One field of ``tables/provenance.json`` for ``TABLE.csv`` (``table=all``: the value
+    every table records, an error if they differ); ``chars=7`` keeps the first 7 characters
+    (a short git SHA)."""
+    entries = _provenance(t)
+    names = sorted(entries) if table == "all" else [f"{table}.csv"]
+    values = set()
+    for name in names:
+        if name not in entries or field not in entries[name]:
+            raise ReportError(f"provenance.json: no {field!r} for {name!r}")
+        values.add(str(entries[name][field]))
+    if len(values) != 1:
+        raise ReportError(f"provenance.json: {field!r} differs between tables: {sorted(values)}")
+    value = values.pop()
+    return value[: int(chars)] if chars else value
+
+
+@number
+def provenance_differ(t: Tables, table: str, field: str) -> str:
+    """The tables (names without .csv) whose ``provenance.json`` ``field`` differs from
+    TABLE's, joined ('a, b and c'), or 'none'."""
+    mine = provenance_field(t, table, field)  # raises when provenance.json or the entry is missing
+    entries = _provenance(t)
+    other = [n.removesuffix(".csv") for n in sorted(entries) if str(entries[n].get(field)) != mine]
+    return join(other) if other else "none"

@@ -4,44 +4,12 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 
 import numpy as np
 import pandas as pd
 
-from salbench.report import ReportError, Tables, fixed, join, number
+from salbench.report import ReportError, Tables, fixed, number
 from salbench.report_queries import _filter, _load, _values
-
-
-@number
-def provenance_field(t: Tables, table: str, field: str, chars: str = "") -> str:
-    """One field of ``tables/provenance.json`` for ``TABLE.csv`` (``table=all``: the value
-    every table records, an error if they differ); ``chars=7`` keeps the first 7 characters
-    (a short git SHA)."""
-    path = t.folder / "provenance.json"
-    if not path.exists():
-        raise ReportError(f"{path}: no such file")
-    entries = json.loads(path.read_text())
-    names = sorted(entries) if table == "all" else [f"{table}.csv"]
-    values = set()
-    for name in names:
-        if name not in entries or field not in entries[name]:
-            raise ReportError(f"provenance.json: no {field!r} for {name!r}")
-        values.add(str(entries[name][field]))
-    if len(values) != 1:
-        raise ReportError(f"provenance.json: {field!r} differs between tables: {sorted(values)}")
-    value = values.pop()
-    return value[: int(chars)] if chars else value
-
-
-@number
-def provenance_differ(t: Tables, table: str, field: str) -> str:
-    """The tables (names without .csv) whose ``provenance.json`` ``field`` differs from
-    TABLE's, joined ('a, b and c'), or 'none'."""
-    mine = provenance_field(t, table, field)  # raises when provenance.json or the entry is missing
-    entries = json.loads((t.folder / "provenance.json").read_text())
-    other = [n.removesuffix(".csv") for n in sorted(entries) if str(entries[n].get(field)) != mine]
-    return join(other) if other else "none"
 
 
 @number

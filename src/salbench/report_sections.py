@@ -557,9 +557,9 @@ def _tolerance(t: Tables, background: str, column: str, output: str) -> float:
         if len(row) != 1:
             raise ReportError(f"fidelity_resolution: {len(row)} rows for {background}/{output}")
         return float(row["resolution"].iloc[0])
-    from salbench.claims_tomsett_arun import UNMEASURED_RESOLUTION
+    from salbench.tables import LEGACY_FIDELITY_PRECISION
 
-    return UNMEASURED_RESOLUTION
+    return LEGACY_FIDELITY_PRECISION
 
 
 def _map_means(t: Tables, background: str, style: str, column: str, among: str, output: str) -> pd.Series:

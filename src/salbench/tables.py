@@ -68,8 +68,11 @@ class TableSpec:
                              f"({int(dup.sum())} rows), e.g. {first}")
 
 
-# Fidelity tables written before the logit margin was scored hold the probability only.
+# Fidelity tables written before the logit margin was scored hold the probability only,
+# and their scores carry 6 decimals (float_digits=6 then): differences below this are not
+# in them, the finest resolution a reader of such a table can check.
 PROBABILITY_ONLY = {"output": "probability"}
+LEGACY_FIDELITY_PRECISION = 1e-6
 
 SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("accuracy", ("background", "architecture", "role", "run")),

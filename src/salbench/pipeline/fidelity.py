@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from salbench import cache, config, metrics, outputs, plots, seeding, stats
+from salbench import tables as specs
 from salbench.batching import batch_slices
 from salbench.config import BACKGROUNDS, Profile
 from salbench.data import store
@@ -486,7 +487,7 @@ def write_tables(tabs: dict[str, pd.DataFrame], profile: Profile) -> dict[str, o
 
 # A published fidelity_scores.csv from before the resolution was measured holds 6
 # decimals: differences below this are not in it at all.
-PUBLISHED_PRECISION = 1e-6
+PUBLISHED_PRECISION = specs.LEGACY_FIDELITY_PRECISION
 RETIED_TABLES = ("tomsett_alpha", "tomsett_intermethod", "tomsett_consistency")
 
 
@@ -498,7 +499,6 @@ def retie_published(profile: Profile, tables_dir=None) -> dict[str, pd.DataFrame
     that measured its resolution (a `fidelity_resolution.csv` beside it) is refused: its
     tables already tie at the measured resolution."""
     from salbench import paths
-    from salbench import tables as specs
 
     folder = paths.repo_root() / "tables" if tables_dir is None else tables_dir
     if (folder / "fidelity_resolution.csv").exists():
