@@ -704,3 +704,30 @@ def fidelity_status(t: Tables, background: str, status: str, unit: str = "headli
     if s.empty:
         raise ReportError(f"fidelity_scores: no rows on {background} at unit {unit}")
     return f"{int((s['faithfulness_status'] == status).sum())} of {len(s)}"
+
+
+@block
+def tomsett_claims_by_output(t: Tables) -> str:
+    """Each of Tomsett's claims evaluated on the probability (the ledger's, as the paper
+    scored) and on the logit margin, beside each other: statistic and whether it holds.
+    Needs tables with both outputs (a run of notebook 05 that scored them)."""
+    from salbench import claims as ledger
+    from salbench import claims_tomsett_arun as ct
+
+    have = set(_read(t, "fidelity_scores")["output"])
+    if set(OUTPUTS) - have:
+        raise ReportError(f"fidelity_scores holds the outputs {sorted(have)}; this table needs {list(OUTPUTS)} "
+                          "(a run of notebook 05 that scored the logit margin)")
+    names = [n for n in ledger.claim_tables() if t.has(n)]
+    tables = {n: t.claims if n == "claims" else t.read(n) for n in names}
+    lines = [f"| claim | {' | '.join(o.replace('_', ' ') for o in OUTPUTS)} |", "|---" * (len(OUTPUTS) + 1) + "|"]
+    for claim in ct.TOMSETT_CLAIMS:
+        cells = []
+        for output in OUTPUTS:
+            with ct.on_output(output):
+                row = claim.evaluate(tables).set_index("run").loc[ledger.POOLED]
+            stat = row["statistic"]
+            stat_s = "undecidable" if not np.isfinite(stat) else (str(int(stat)) if stat == int(stat) else f"{stat:.4f}")
+            cells.append(f"{stat_s}: {'holds' if row['holds'] else 'does not hold'}")
+        lines.append(f"| {claim.sentence} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

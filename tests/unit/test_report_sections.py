@@ -72,3 +72,37 @@ def test_run_spread_table_compares_runs_on_the_images_every_run_has(tmp_path):
     write(tmp_path, "localization_scores", pd.DataFrame(rows))
     text = BLOCKS["run_spread_table"](Tables(tmp_path))
     assert "| Gradient | 0.100 | 0.200 | 0.300 | 0.200 | 0.100 | 0.200 | 0.300 | 0.200 |" in text
+
+
+def test_tomsett_claims_by_output_sets_the_two_outputs_side_by_side(tmp_path):
+    """On tables whose logit-margin rows repeat the probability's with AOPC_MoRF negated,
+    the probability column is the ledger's and the MoRF-LeRF rank correlation claim flips
+    its sign; tables with one output are refused with the reason."""
+    import shutil
+
+    import pandas as pd
+
+    from salbench import paths, report
+    from salbench import tables as specs
+
+    folder = tmp_path / "tables"
+    shutil.copytree(paths.repo_root() / "tables", folder)
+    with pytest.raises(report.ReportError, match="logit margin"):
+        report.BLOCKS["tomsett_claims_by_output"](report.Tables(folder))
+    for name in ("fidelity_scores", "fidelity_random_baseline", "tomsett_alpha", "tomsett_intermethod",
+                 "tomsett_consistency"):
+        df = specs.read_table(folder / f"{name}.csv")
+        margin = df.assign(output="logit_margin")
+        for col in [c for c in df.columns if c.startswith("aopc_morf")]:
+            margin[col] = -margin[col]
+        pd.concat([df, margin], ignore_index=True).to_csv(folder / f"{name}.csv", index=False)
+    text = report.BLOCKS["tomsett_claims_by_output"](report.Tables(folder))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
+    assert len(rows) == 16
+    gxi = rows["With mean perturbation, gradient x input has the highest AOPC_MoRF"]
+    assert gxi.split(" | ")[1] == "4: does not hold"  # the ledger's statistic on the probability
+    # Negating MoRF negates every per-background Kendall tau between MoRF and LeRF: the
+    # smallest tau (the statistic) becomes minus the largest.
+    reversed_ = rows["The MoRF and LeRF rankings are roughly reversed (low internal consistency)"].split(" | ")
+    assert reversed_[1] == "-0.1195: does not hold" and reversed_[2] != reversed_[1]
+    assert float(reversed_[2].split(":")[0]) < 0
