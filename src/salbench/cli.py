@@ -9,6 +9,7 @@ from pathlib import Path
 
 from salbench import config
 from salbench.config import BACKGROUNDS, PROFILES, SPLITS, ConfigError
+from salbench.errors import ReportError
 from salbench.provenance import DirtyTreeError
 from salbench.runner import notebooks, profile_parameter, reproduce, select_notebooks  # noqa: F401 -- moved; names kept
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             print(store.ensure_dataset(profile))
         else:
             print(store.export_npz(profile, args.background, args.split, args.out, args.start, args.count))
-    except (ConfigError, DirtyTreeError) as err:  # the message says everything
+    except (ConfigError, DirtyTreeError, ReportError) as err:  # the message says everything
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as err:  # one line; the traceback goes to a log, in case it is a bug

@@ -62,11 +62,10 @@ import numpy as np
 import pandas as pd
 
 from salbench import atomic, paths, tables
+from salbench.errors import ReportError
 from salbench.papers import BUDDING_METHODS
 
 
-class ReportError(ValueError):
-    """paper.md's markers or a generator's arguments are wrong, or a table lacks a value."""
 
 
 # Display names in paper.md (the papers' spelling); a method missing here is an error,
@@ -101,6 +100,8 @@ class Tables:
 
     def __init__(self, folder: Path | None = None):
         self.folder = Path(folder) if folder else paths.repo_root() / "tables"
+        if not self.folder.is_dir():
+            raise ReportError(f"tables folder {self.folder}: no such folder")
 
     def read(self, name: str, **read_csv) -> pd.DataFrame:
         path = self.folder / f"{name}.csv"
@@ -794,6 +795,8 @@ def render(text: str, t: Tables, document: str = "paper.md") -> str:
 def _documents(paper: Path | None) -> list[Path]:
     """paper.md (or `paper`) and, with the default paper, README.md."""
     if paper:
+        if not Path(paper).is_file():
+            raise ReportError(f"--paper {paper}: no such file")
         return [Path(paper)]
     root = paths.repo_root()
     return [root / name for name in DOCUMENTS if (root / name).exists()]

@@ -225,3 +225,10 @@ def test_a_statement_inside_a_statement_is_refused(tmp_path):
     doc = "<!-- s:n_methods trained == 17 -->a <!-- s:n_methods trained == 17 -->b<!-- /s --> c<!-- /s -->"
     with pytest.raises(report.ReportError, match="statement inside a statement|unclosed"):
         report.parts(doc, report.Tables())
+
+
+def test_a_missing_document_or_tables_folder_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", "--check", "--paper", str(tmp_path / "nosuch.md")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --paper {tmp_path / 'nosuch.md'}: no such file"
+    assert cli.main(["report", "--check", "--tables", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: tables folder {tmp_path / 'none'}: no such folder"
