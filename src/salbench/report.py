@@ -219,7 +219,9 @@ def per_background(values: dict[str, str]) -> str:
 
 
 def value_range(values, digits: int | str = 3) -> str:
-    return f"{fixed(min(values), digits)}-{fixed(max(values), digits)}"
+    """'lo-hi', or one value when both ends print the same."""
+    lo, hi = fixed(min(values), digits), fixed(max(values), digits)
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 # --------------------------------------------------------------------------- generators
