@@ -290,17 +290,6 @@ def gap_range(t: Tables, model, method, metric, minus, digits=2) -> str:
 
 
 @number
-def max_gap(t: Tables, model, metric, minus, exclude="", digits=3) -> str:
-    """Largest |mean(metric) - mean(minus)| over the backgrounds and the methods of `model`
-    without a constant map, leaving out `exclude` (comma-separated)."""
-    left_out = set(filter(None, exclude.split(",")))
-    gaps = [abs(t.mean(bg, model, m, metric) - t.mean(bg, model, m, minus))
-            for bg in _backgrounds(t) for m in t.methods(model, bg)
-            if m not in left_out and t.summary_row(bg, model, m)["n_constant_maps"] == 0]
-    return fixed(max(gaps), digits)
-
-
-@number
 def ratio(t: Tables, model, method, over_model, over_method, metric, digits=0) -> str:
     """mean(method) / mean(over_method) on every background."""
     return per_background({bg: fixed(t.mean(bg, model, method, metric) / t.mean(bg, over_model, over_method, metric),

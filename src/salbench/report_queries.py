@@ -258,7 +258,7 @@ def provenance(t: Tables, field, which="values", only="", skip="") -> str:
 @number
 def max_abs_gap(t: Tables, model, metric, minus, exclude="", digits="3") -> str:
     """Largest |mean(metric) - mean(minus)| over the backgrounds and every method of `model`
-    (the selected run), constant maps included (unlike ``report.max_gap``); ``exclude``
+    (the selected run), constant maps included; ``exclude``
     (comma-separated) leaves out a method on every background ('xrai') or on one
     ('perlin:grad_cam')."""
     drop = set(filter(None, exclude.split(",")))
