@@ -205,10 +205,12 @@ def _lerf_vs_random(t):
     L = int(col.rsplit("L", 1)[1])
     rb = _headline(t[RANDOM], RANDOM)
     rb = rb[rb["L"] == L].set_index(["background", "style"])["mean"]
-    gaps = [float(means[m] - rb[key]) for key, means in _method_means(t, col).items()
-            for m in ("gradient_x_input", "deep_shap")]
-    tols = [_resolution(t, bg) for (bg, _), means in _method_means(t, col).items() for m in range(2)]
-    return float(min(g if abs(g) > tol else 0.0 for g, tol in zip(gaps, tols)))
+    gaps = []
+    for (bg, style), means in _method_means(t, col).items():
+        for m in ("gradient_x_input", "deep_shap"):
+            gap = float(means[m] - rb[(bg, style)])
+            gaps.append(gap if abs(gap) > _resolution(t, bg) else 0.0)
+    return float(min(gaps))
 
 
 TOMSETT_LERF_WORSE_THAN_RANDOM = tables_claim(

@@ -15,6 +15,7 @@ condition's own operators (``<``, ``has``, ...) split it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import numpy as np
@@ -72,7 +73,14 @@ def _pairs(spec: str) -> dict:
 
 
 def _values(df: pd.DataFrame, column: str, by: str = "", stat: str = "mean") -> pd.Series:
-    """The column's finite values, or their mean (median) per group of ``by`` columns."""
+    """The column's finite values, or their mean (median) per group of ``by`` columns;
+    ``column`` may be an fnmatch pattern (``snr_[bfp]*``, without ``by``): every matching
+    column's values together."""
+    if any(ch in column for ch in "*?["):
+        cols = [c for c in df.columns if fnmatch.fnmatchcase(c, column)]
+        if not cols or by:
+            raise ReportError(f"column pattern {column!r} matches no column, or is used with by=")
+        return pd.concat([pd.to_numeric(df[c], errors="coerce") for c in cols]).dropna()
     if column not in df.columns:
         raise ReportError(f"no column {column!r}; columns {list(df.columns)}")
     vals = pd.to_numeric(df[column], errors="coerce")

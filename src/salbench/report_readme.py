@@ -3,33 +3,20 @@
 
 from __future__ import annotations
 
-import fnmatch
-
 import numpy as np
-import pandas as pd
 
-from salbench.report import ReportError, Tables, fixed, number
+from salbench.report import ReportError, Tables, number
 from salbench.report_queries import _filter, _load, _values
 
 
 @number
 def scaled_range(t: Tables, table, column, scale="1", by="", stat="mean", digits="3", **filters) -> str:
-    """`table_range` with the values multiplied by ``scale``, printed with thousands
-    separators (so compare it in a condition only below 1,000);
-    ``column`` may be an fnmatch pattern (``snr_[bfp]*``, without ``by``): every matching
-    column's values together."""
-    df = _filter(_load(t, table), filters, table)
-    if any(ch in column for ch in "*?["):
-        cols = [c for c in df.columns if fnmatch.fnmatchcase(c, column)]
-        if not cols or by:
-            raise ReportError(f"{table}: column pattern {column!r} matches no column, or is used with by=")
-        v = pd.concat([pd.to_numeric(df[c], errors="coerce") for c in cols]).dropna()
-    else:
-        v = _values(df, column, by, stat)
-    if v.empty:
+    """`table_range` with the values multiplied by ``scale`` and printed with thousands
+    separators (so compare it in a condition only below 1,000)."""
+    v = _values(_filter(_load(t, table), filters, table), column, by, stat)
+    if v.empty or not np.isfinite(v).all():
         raise ReportError(f"{table}.{column}: no finite value for {filters}")
     v = v * float(scale)
-    fixed(v.min(), digits), fixed(v.max(), digits)  # both finite
     lo, hi = (f"{x:,.{int(digits)}f}" for x in (v.min(), v.max()))
     return lo if lo == hi else f"{lo}-{hi}"
 
